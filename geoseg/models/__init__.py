@@ -1,0 +1,1 @@
+"""Model zoo (placeholder package docstring; filled by the models work)."""
