@@ -85,7 +85,7 @@ class SceneInfo:
 
 
 def _bounds(transform: Affine, height: int, width: int) -> tuple[float, float, float, float]:
-    xs, ys = zip(*(transform * (c, r) for r in (0, height) for c in (0, width)))
+    xs, ys = zip(*(transform @ (c, r) for r in (0, height) for c in (0, width)))
     return (min(xs), min(ys), max(xs), max(ys))
 
 

@@ -118,13 +118,13 @@ def padded_shape(height: int, width: int, size: int | tuple[int, int]) -> tuple[
 
 def window_transform(window: Window, transform: Affine) -> Affine:
     """The affine transform of a window: the scene transform shifted by the window offset (pixels)."""
-    return transform * Affine.translation(window.col_off, window.row_off)
+    return transform @ Affine.translation(window.col_off, window.row_off)
 
 
 def window_bounds(window: Window, transform: Affine) -> tuple[float, float, float, float]:
     """(minx, miny, maxx, maxy) of a window, in CRS units."""
     t = window_transform(window, transform)
-    xs, ys = zip(*(t * (c, r) for r in (0, window.height) for c in (0, window.width)))
+    xs, ys = zip(*(t @ (c, r) for r in (0, window.height) for c in (0, window.width)))
     return (min(xs), min(ys), max(xs), max(ys))
 
 
