@@ -85,13 +85,14 @@ def load_keras_model(path: Path):
         raise BundleError(f"cannot load model {path}: {str(exc).splitlines()[0][:200]}") from None
 
 
-def save_bundle(model, directory: str | os.PathLike, classes: ClassMap | list[str] | list[dict],
+def save_bundle(model, /, directory: str | os.PathLike, classes: ClassMap | list[str] | list[dict],
                 tile_size: int, normalization: dict | None = None, *, overwrite: bool = False,
                 **metadata: Any) -> Path:
     """Write ``model.keras`` and ``geoseg.json`` into ``directory`` (each file atomically).
 
     Args:
-        model: a ``keras.Model`` mapping ``(N, tile, tile, bands)`` to ``(N, tile, tile, classes)``.
+        model: a ``keras.Model`` mapping ``(N, tile, tile, bands)`` to ``(N, tile, tile, classes)``
+            (positional-only, so that ``metadata`` may hold the ``model`` record: name and arguments).
         directory: bundle folder (created).
         classes: a ClassMap, a list of names, or the JSON list of class dicts.
         tile_size: model input size in pixels.

@@ -158,3 +158,24 @@ def index_to_color(index: np.ndarray, classes: ClassMap) -> np.ndarray:
     for c in classes.classes:
         lut[c.index] = c.color
     return np.moveaxis(lut[index.astype(np.uint8)], -1, 0)
+
+
+#: Raster tag holding a class map as a JSON list of ``{index, name, color}`` (label rasters).
+CLASSES_TAG = "GEOSEG_CLASSES"
+
+
+def classes_to_tag(classes: ClassMap) -> str:
+    """The :data:`CLASSES_TAG` value for a class map (compact JSON)."""
+    return json.dumps(classes.to_json(), separators=(",", ":"))
+
+
+def classes_from_tags(tags: dict[str, str]) -> ClassMap | None:
+    """The class map stored under :data:`CLASSES_TAG` in raster tags, or None when absent or unparsable."""
+    text = tags.get(CLASSES_TAG)
+    if not text:
+        return None
+    try:
+        items = json.loads(text)
+        return ClassMap.from_json(items["classes"] if isinstance(items, dict) else items)
+    except (ValueError, TypeError, KeyError):
+        return None

@@ -74,3 +74,7 @@ class BundleError(GeoSegError, ValueError):
 
 class ModelConfigError(GeoSegError, ValueError):
     """A model cannot be built with the requested name, backbone, shape or weights."""
+
+
+class LabelValueError(GeoSegError, ValueError):
+    """A label or prediction raster holds class values outside ``0..num_classes-1`` (ignore value aside)."""

@@ -38,7 +38,8 @@ RASTER_SUFFIXES = (".tif", ".tiff", ".vrt", ".img", ".jp2", ".png")
 @contextlib.contextmanager
 def gdal_env(cache_mb: int = DEFAULT_GDAL_CACHE_MB, **options) -> Iterator[None]:
     """A rasterio/GDAL environment with a bounded block cache (``cache_mb`` megabytes)."""
-    with rasterio.Env(GDAL_CACHEMAX=int(cache_mb), GDAL_NUM_THREADS=options.pop("num_threads", 1), **options):
+    # rasterio hands an int GDAL_CACHEMAX to GDALSetCacheMax64, which counts bytes, not MB.
+    with rasterio.Env(GDAL_CACHEMAX=int(cache_mb) * 2**20, GDAL_NUM_THREADS=options.pop("num_threads", 1), **options):
         yield
 
 

@@ -116,5 +116,5 @@ def load_weights_file(model, path: str | os.PathLike) -> None:
 
 def _check_bands(src, dst, path: Path) -> None:
     sb, db = src.input_shape[-1], dst.input_shape[-1]
-    if sb != db:
+    if sb != db and sb != 3:  # RGB weights are adapted to any band count (see adapt_kernel)
         raise ModelConfigError(f"weights {path} were trained on {sb} band(s) but the model has {db}")

@@ -22,6 +22,26 @@ MODELS: dict[str, str] = {
     "dilatednet": "geoseg.models.dilatednet:build_dilatednet",
 }
 
+#: model name -> what input height and width must be a multiple of (pixels): an int, or
+#: ``"output_stride"`` where it follows the ``output_stride`` argument. A builder module may refine it
+#: with a function ``input_multiple(name: str, output_stride: int | None, **kwargs) -> int``
+#: (e.g. a U-Net whose depth is a keyword). Names missing here default to 32.
+INPUT_MULTIPLE: dict[str, int | str] = {
+    "unet": 16,
+    "resunet": 16,
+    "mobile_unet": 32,
+    "deeplabv3": "output_stride",
+    "deeplabv3plus": "output_stride",
+    "fcn32s": 32,
+    "fcn16s": 32,
+    "fcn8s": 32,
+    "segnet": 32,
+    "pspnet": "output_stride",
+    "refinenet": 32,
+    "denseaspp": "output_stride",
+    "dilatednet": 8,
+}
+
 
 def resolve(name: str):
     """Import and return the builder function of a model name."""

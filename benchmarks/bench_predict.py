@@ -1,0 +1,237 @@
+"""Benchmark whole-scene prediction (``geoseg.inference``) against the pure model and a naive baseline.
+
+For each scene size and tile size, on the synthetic sample scene (``geoseg.sample``, 4 bands,
+uint8) with a small U-Net (random weights, 5 classes), stride = tile / 2, batch 8:
+
+- ``forward``: the model alone on the same number of windows (batches already in memory):
+  the lower limit of any implementation.
+- ``geoseg``: ``predict_scene`` end to end (read, normalize, predict, blend, encode, write the
+  label and uint8 probability GeoTIFFs).
+- ``naive``: the seed-style implementation: whole scene in memory, one ``model.predict`` call per
+  tile, full-scene float32 accumulators, whole-array writes.
+
+Each phase runs in a fresh child process, so its peak RSS (``ru_maxrss``) is its own. Printed:
+seconds, overhead ratio ``total / forward``, scene pixels per second, peak RSS (and, as "base",
+the RSS of the same process after loading TensorFlow and the model, before predicting).
+
+    .venv/bin/python benchmarks/bench_predict.py                       # size 2048, tile 256, tall scenes
+    .venv/bin/python benchmarks/bench_predict.py --quick               # size 1024, tall scenes up to 4096
+    .venv/bin/python benchmarks/bench_predict.py --sizes 4096 8192 16384 --tiles 256 512 --no-naive-above 4096
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+CLASSES = ["background", "building", "road", "vegetation", "water"]
+
+
+def _rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def make_scene(work: Path, size: int) -> Path:
+    from geoseg.sample import make_sample
+
+    folder = work / f"sample_{size}"
+    scene = folder / "scene.tif"
+    if not scene.exists():
+        files = make_sample(folder, size=size, overwrite=True)
+        scene = Path(files.scene)
+    else:
+        scene = next(p for p in folder.glob("*.tif") if "label" not in p.name)
+    return scene
+
+
+def make_tall_scene(work: Path, width: int, height: int) -> Path:
+    """A ``width x height`` scene made of the sample scene of side ``width`` repeated downwards."""
+    import rasterio
+    from rasterio.windows import Window
+
+    from geoseg.profiles import tiled_profile
+
+    path = work / f"tall_{width}x{height}.tif"
+    if path.exists():
+        return path
+    src_path = make_scene(work, width)
+    with rasterio.open(src_path) as src:
+        prof = tiled_profile(width, height, src.count, src.dtypes[0], src.crs, src.transform, src.nodata)
+        with rasterio.open(path, "w", **prof) as dst:
+            for row in range(0, height, width):
+                n = min(width, height - row)
+                dst.write(src.read(window=Window(0, 0, width, n)), window=Window(0, row, width, n))
+    return path
+
+
+def make_bundle(work: Path, tile: int, filters: int, depth: int) -> Path:
+    import keras
+
+    from geoseg.bundle import save_bundle
+    from geoseg.models import get_model
+
+    d = work / f"unet_f{filters}_d{depth}_t{tile}"
+    if not (d / "geoseg.json").exists():
+        keras.utils.set_random_seed(0)
+        model = get_model("unet", len(CLASSES), input_shape=(tile, tile, 4), encoder_filters=filters,
+                          encoder_depth=depth)
+        norm = {"method": "meanstd", "mean": [100.0] * 4, "std": [50.0] * 4}
+        save_bundle(model, d, CLASSES, tile, normalization=norm, stride=tile // 2, bands=[1, 2, 3, 4],
+                    overwrite=True)
+    return d
+
+
+# -- phases (each in its own process) ------------------------------------------------------------
+
+def phase_forward(bundle_dir: str, scene: str, batch: int) -> dict:
+    """Pure model time on as many windows as the scene has (a few real batches, cycled)."""
+    from geoseg.bundle import load_bundle
+    from geoseg.inference.forward import Forward
+    from geoseg.inference.reader import ScenePlan, iter_window_batches
+    from geoseg.raster import open_scene
+
+    bundle = load_bundle(bundle_dir)
+    info = open_scene(scene)
+    plan = ScenePlan.create(info.height, info.width, bundle.tile_size, bundle.stride)
+    n = plan.count()
+    batches = []
+    for b in iter_window_batches(scene, plan, [1, 2, 3, 4], bundle.normalization, batch):
+        batches.append(b.data)
+        if len(batches) == 4:
+            break
+    fwd = Forward(bundle.model, bundle.tile_size, 4, bundle.num_classes)
+    fwd(batches[0])  # trace once, like the first batch of a real run
+    calls = math.ceil(n / batch)
+    t0 = time.perf_counter()
+    for i in range(calls):
+        fwd(batches[i % len(batches)])
+    return {"seconds": time.perf_counter() - t0, "windows": n, "rss_mb": _rss_mb()}
+
+
+def phase_geoseg(bundle_dir: str, scene: str, batch: int, out: str) -> dict:
+    from geoseg.bundle import load_bundle
+    from geoseg.inference import predict_scene
+
+    bundle = load_bundle(bundle_dir)
+    base = _rss_mb()
+    t0 = time.perf_counter()
+    res = predict_scene(bundle, scene, out, batch_size=batch, overwrite=True, progress=False)
+    return {"seconds": time.perf_counter() - t0, "windows": res.windows, "rss_mb": _rss_mb(), "base_rss_mb": base}
+
+
+def phase_naive(bundle_dir: str, scene: str, batch: int, out: str) -> dict:
+    """Seed style: whole scene in memory, one predict call per tile, full-scene accumulators."""
+    import numpy as np
+    import rasterio
+
+    from geoseg.bundle import load_bundle
+    from geoseg.normalization import normalize
+    from geoseg.profiles import tiled_profile
+    from geoseg.tiling.windows import axis_offsets
+
+    bundle = load_bundle(bundle_dir)
+    model, t, s = bundle.model, bundle.tile_size, bundle.stride
+    base = _rss_mb()
+    t0 = time.perf_counter()
+    with rasterio.open(scene) as ds:
+        img = ds.read([1, 2, 3, 4])
+        prof = ds.profile
+    x = normalize(np.moveaxis(img, 0, -1), bundle.normalization)
+    h, w = x.shape[:2]
+    acc = np.zeros((h, w, bundle.num_classes), np.float32)
+    cnt = np.zeros((h, w), np.float32)
+    for r in axis_offsets(h, t, s):
+        for c in axis_offsets(w, t, s):
+            p = model.predict(x[None, r:r + t, c:c + t], verbose=0)[0]
+            acc[r:r + t, c:c + t] += p
+            cnt[r:r + t, c:c + t] += 1
+    prob = acc / cnt[..., None]
+    label = prob.argmax(-1).astype(np.uint8)
+    Path(out).mkdir(parents=True, exist_ok=True)
+    lp = tiled_profile(w, h, 1, "uint8", prof["crs"], prof["transform"], 255)
+    with rasterio.open(Path(out) / "naive_label.tif", "w", **lp) as dst:
+        dst.write(label, 1)
+    pp = tiled_profile(w, h, bundle.num_classes, "uint8", prof["crs"], prof["transform"], 255)
+    with rasterio.open(Path(out) / "naive_prob.tif", "w", **pp) as dst:
+        dst.write(np.moveaxis(np.clip(np.rint(prob * 255), 0, 254).astype(np.uint8), -1, 0))
+    return {"seconds": time.perf_counter() - t0, "rss_mb": _rss_mb(), "base_rss_mb": base}
+
+
+PHASES = {"forward": phase_forward, "geoseg": phase_geoseg, "naive": phase_naive}
+
+
+def run_phase(name: str, *args) -> dict:
+    cmd = [sys.executable, __file__, "--phase", name, *map(str, args)]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise SystemExit(f"phase {name} failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sizes", type=int, nargs="+", default=[2048], help="scene sizes (px a side)")
+    ap.add_argument("--heights", type=int, nargs="*", default=[1024, 4096, 16384],
+                    help="heights of tall scenes (width --tall-width) for peak RSS vs height (geoseg only)")
+    ap.add_argument("--tall-width", type=int, default=1024)
+    ap.add_argument("--tiles", type=int, nargs="+", default=[256], help="tile sizes (px)")
+    ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument("--filters", type=int, default=8, help="U-Net encoder_filters (small: 8)")
+    ap.add_argument("--depth", type=int, default=3, help="U-Net encoder_depth (small: 3)")
+    ap.add_argument("--no-naive-above", type=int, default=4096, help="skip the naive baseline above this size")
+    ap.add_argument("--quick", action="store_true", help="size 1024 and tile 256 only")
+    ap.add_argument("--work", default="/tmp/geoseg-bench-predict", help="scratch folder (scenes are cached)")
+    ap.add_argument("--phase", nargs="+", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.phase:
+        name, *rest = args.phase
+        rest = [int(v) if v.isdigit() else v for v in rest]
+        print(json.dumps(PHASES[name](*rest)))
+        return
+    if args.quick:
+        args.sizes, args.tiles, args.heights = [1024], [256], [1024, 4096]
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    print(f"# bench_predict: U-Net small (filters {args.filters}, depth {args.depth}), 5 classes, 4-band uint8 "
+          f"sample scene, stride tile/2, batch {args.batch_size}, cpus {os.cpu_count()}")
+    header = (f"{'size':>6} {'tile':>4} {'windows':>7} {'forward s':>9} {'geoseg s':>8} {'ratio':>5} "
+              f"{'Mpx/s':>6} {'RSS MB':>7} {'(base)':>6} {'naive s':>8} {'naive RSS':>9} {'speedup':>7}")
+    print(header)
+    for size in args.sizes:
+        scene = make_scene(work, size)
+        for tile in args.tiles:
+            bundle = make_bundle(work, tile, args.filters, args.depth)
+            fwd = run_phase("forward", bundle, scene, args.batch_size)
+            geo = run_phase("geoseg", bundle, scene, args.batch_size, work / "out")
+            naive = None
+            if size <= args.no_naive_above:
+                naive = run_phase("naive", bundle, scene, args.batch_size, work / "out_naive")
+            ratio = geo["seconds"] / fwd["seconds"]
+            mpx = size * size / geo["seconds"] / 1e6
+            ns = f"{naive['seconds']:8.1f} {naive['rss_mb']:9.0f} {naive['seconds'] / geo['seconds']:6.2f}x" \
+                if naive else f"{'-':>8} {'-':>9} {'-':>7}"
+            print(f"{size:>6} {tile:>4} {fwd['windows']:>7} {fwd['seconds']:9.1f} {geo['seconds']:8.1f} "
+                  f"{ratio:5.2f} {mpx:6.2f} {geo['rss_mb']:7.0f} {geo['base_rss_mb']:6.0f} {ns}", flush=True)
+    if args.heights:
+        tile = args.tiles[0]
+        bundle = make_bundle(work, tile, args.filters, args.depth)
+        print(f"\n# peak RSS vs scene height (width {args.tall_width}, tile {tile}, geoseg only)")
+        print(f"{'height':>7} {'windows':>7} {'geoseg s':>8} {'RSS MB':>7} {'(base)':>6}")
+        for height in args.heights:
+            scene = make_tall_scene(work, args.tall_width, height)
+            geo = run_phase("geoseg", bundle, scene, args.batch_size, work / "out_tall")
+            print(f"{height:>7} {geo['windows']:>7} {geo['seconds']:8.1f} {geo['rss_mb']:7.0f} {geo['base_rss_mb']:6.0f}",
+                  flush=True)
+
+
+if __name__ == "__main__":
+    main()

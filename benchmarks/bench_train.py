@@ -1,0 +1,161 @@
+"""Training throughput: input pipeline alone, model alone on cached tensors, and the full loop.
+
+For each model (U-Net, DeepLab v3+) at ``--size`` x ``--size`` x 4 bands, batch ``--batch-size``:
+
+1. pipeline: batches/s of the training ``tf.data`` pipeline (memmap cache, augmentation,
+   normalization, batching) with no model;
+2. model: steps/s of ``model.fit`` on one batch held in memory (``Dataset.from_tensors(...).repeat()``),
+   i.e. the model's own speed with a free input;
+3. full: steps/s of ``model.fit`` on the real pipeline, as ``geoseg.train`` runs it
+   (same loss, metrics, optimizer and schedule).
+
+It prints images/s, the ratio full / model (target >= 0.9: the accelerator never waits on input)
+and peak RSS. Each timed phase runs after a warm-up epoch (graph tracing, first reads).
+
+    python benchmarks/bench_train.py --quick          # CPU-sized: 128 px tiles, few steps
+    python benchmarks/bench_train.py                  # 512 px, batch 8 (GPU: add --mixed-precision)
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: kilobytes
+
+
+def make_dataset(root: Path, size: int) -> Path:
+    from geoseg.sample import make_sample
+    from geoseg.tile import main as tile_main
+
+    sample = make_sample(root / "sample", size=4 * size, seed=1)
+    ds = root / "dataset"
+    rc = tile_main([str(sample.scene), "--labels", str(sample.labels), "--classes", str(sample.classes),
+                    "--size", str(size), "--stride", str(size), "--split", "random", "--val-fraction", "0.25",
+                    "--out", str(ds), "--quiet"])
+    if rc != 0:
+        raise SystemExit(f"tiling failed ({rc})")
+    return ds
+
+
+class EpochTimer:
+    def __new__(cls):
+        import keras
+
+        class _T(keras.callbacks.Callback):
+            def __init__(self):
+                super().__init__()
+                self.times = []
+
+            def on_epoch_begin(self, epoch, logs=None):
+                self.t0 = time.perf_counter()
+
+            def on_epoch_end(self, epoch, logs=None):
+                self.times.append(time.perf_counter() - self.t0)
+
+        return _T()
+
+
+def bench_model(name: str, backbone: str | None, ds_dir: Path, size: int, batch: int, steps: int,
+                mixed: bool) -> dict:
+    import keras
+    import tensorflow as tf
+
+    from geoseg.models import get_model
+    from geoseg.training.data import PatchReader, cache_arrays, load_dataset, make_tf_dataset, normalization_for
+    from geoseg.training.losses import SegmentationLoss, class_weights_from_counts
+    from geoseg.training.metrics import segmentation_metrics
+    from geoseg.training.schedules import make_schedule
+
+    info = load_dataset(ds_dir)
+    rows = [r for r in info.rows if r["split"] == "train"]
+    arrays = cache_arrays(PatchReader(info, rows), "train")
+    norm = normalization_for(info, "meanstd")
+    train_ds = make_tf_dataset(arrays, norm, info.nodata, batch, training=True, augment=True, seed=0)
+
+    # 1. input pipeline alone
+    it = iter(train_ds)
+    for _ in range(2):
+        next(it)
+    n_pipe = steps * 4
+    t0 = time.perf_counter()
+    for _ in range(n_pipe):
+        x, y = next(it)
+    pipe_sps = n_pipe / (time.perf_counter() - t0)
+
+    if mixed:
+        keras.mixed_precision.set_global_policy("mixed_float16")
+    k = info.num_classes
+    model = get_model(name, k, input_shape=(size, size, len(info.bands)), backbone=backbone)
+    cw = class_weights_from_counts(info.meta["class_counts"]["train"], "auto").tolist()
+    model.compile(optimizer=keras.optimizers.Adam(make_schedule("cosine", 1e-3, 10, steps, 1)),
+                  loss=SegmentationLoss("ce+dice", class_weights=cw),
+                  metrics=segmentation_metrics(k, 255, info.classes.names), jit_compile=False)
+    params = model.count_params()
+
+    def timed_fit(data) -> float:
+        model.fit(data, steps_per_epoch=1, epochs=1, verbose=0, shuffle=False)  # warm-up: tracing, first reads
+        timer = EpochTimer()
+        model.fit(data, steps_per_epoch=steps, epochs=1, verbose=0, shuffle=False, callbacks=[timer])
+        return steps / timer.times[-1]
+
+    # 2. model alone on one cached batch; 3. full loop on the real pipeline
+    model_sps = timed_fit(tf.data.Dataset.from_tensors((x, y)).repeat())
+    full_sps = timed_fit(train_ds)
+    keras.mixed_precision.set_global_policy("float32")
+    return {"model": name + (f"/{backbone}" if backbone else ""), "params_m": params / 1e6,
+            "pipeline_sps": pipe_sps, "model_sps": model_sps, "full_sps": full_sps,
+            "ratio": full_sps / model_sps, "batch": batch, "rss_mb": peak_rss_mb()}
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="CPU-sized run: --size 64, --steps 3")
+    p.add_argument("--size", type=int, default=512, help="tile side in pixels")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--steps", type=int, default=10, help="timed steps per phase (pipeline: 4x as many batches)")
+    p.add_argument("--models", default="unet,deeplabv3plus")
+    p.add_argument("--backbone", default="resnet50v2", help="DeepLab v3+ backbone")
+    p.add_argument("--mixed-precision", action="store_true", help="float16 compute (GPU)")
+    p.add_argument("--work", default=None, help="folder for the sample dataset (default: a temp folder)")
+    a = p.parse_args(argv)
+    if a.quick:
+        a.size, a.steps = 64, 3
+
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    device = f"GPU x{len(gpus)}" if gpus else f"CPU ({os.cpu_count()} cores)"
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(a.work or tmp)
+        t0 = time.perf_counter()
+        ds = make_dataset(work, a.size)
+        print(f"device: {device}  tile: {a.size}x{a.size}x4  batch: {a.batch_size}  steps: {a.steps}  "
+              f"mixed precision: {a.mixed_precision}  (dataset built in {time.perf_counter() - t0:.1f} s)", flush=True)
+        print(f"{'model':<24}{'params':>8}{'pipeline':>24}{'model alone':>24}{'full loop':>24}"
+              f"{'full/model':>12}{'peak RSS':>11}", flush=True)
+        for name in a.models.split(","):
+            r = bench_model(name, a.backbone if name.startswith("deeplab") else None, ds, a.size, a.batch_size,
+                            a.steps, a.mixed_precision)
+            b = r["batch"]
+
+            def fmt(sps):
+                return f"{sps:7.2f} st/s {sps * b:7.1f} im/s"
+
+            print(f"{r['model']:<24}{r['params_m']:7.1f}M{fmt(r['pipeline_sps']):>24}{fmt(r['model_sps']):>24}"
+                  f"{fmt(r['full_sps']):>24}{r['ratio']:12.2f}{r['rss_mb']:9.0f} MB", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,22 @@
+"""Evaluation: streaming confusion matrix and segmentation metrics over prediction/label pairs.
+
+Pure numpy on the counting side; rasterio windows (and WarpedVRT / rasterize for labels on
+another grid or in a vector file) on the reading side. Memory stays bounded by one window.
+
+    >>> from geoseg.evaluation import evaluate
+    >>> result = evaluate("pred/scene_label.tif", "labels/scene.tif", num_classes=5)
+    >>> result.metrics.mean_iou, result.confusion  # confusion: rows = truth, columns = prediction
+"""
+
+from geoseg.evaluation.confusion import ConfusionMatrix, confusion_matrix
+from geoseg.evaluation.evaluator import EvaluationResult, ImageResult, evaluate, resolve_classes
+from geoseg.evaluation.metrics import Metrics, average_metrics, compute_metrics
+from geoseg.evaluation.pairing import Pair, pair_inputs, pair_key
+from geoseg.evaluation.reader import AlignedBlock, PairReader, block_windows
+from geoseg.evaluation.report import format_table, to_dict, write_report
+
+__all__ = [
+    "AlignedBlock", "ConfusionMatrix", "EvaluationResult", "ImageResult", "Metrics", "Pair", "PairReader",
+    "average_metrics", "block_windows", "compute_metrics", "confusion_matrix", "evaluate", "format_table",
+    "pair_inputs", "pair_key", "resolve_classes", "to_dict", "write_report",
+]

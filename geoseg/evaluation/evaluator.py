@@ -1,0 +1,253 @@
+"""``evaluate()``: predictions + labels -> confusion matrix and metrics, streamed window by window.
+
+Modes:
+
+- ``global``: one confusion matrix summed over every pixel of every pair; metrics from it.
+- ``per_image``: metrics of each pair, then averaged over the pairs (NaN-ignoring, see
+  :func:`geoseg.evaluation.metrics.average_metrics`); the summed matrix is still reported.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from geoseg.classes import IGNORE_INDEX, ClassMap, load_palette
+from geoseg.errors import InvalidParameterError, LabelValueError, NoOverlapError
+from geoseg.evaluation.confusion import ClassValueError, ConfusionMatrix
+from geoseg.evaluation.metrics import Metrics, average_metrics, compute_metrics
+from geoseg.evaluation.pairing import Pair, pair_inputs
+from geoseg.evaluation.reader import DEFAULT_MAX_PIXELS, PairReader, open_label, open_prediction
+from geoseg.raster import gdal_env
+
+log = logging.getLogger("geoseg.evaluation")
+
+MODES = ("global", "per_image")
+
+#: Tag of prediction rasters holding their class map (JSON list of {index, name, color}).
+CLASSES_TAG = "GEOSEG_CLASSES"
+
+PathLike = str | os.PathLike
+
+
+@dataclass(frozen=True)
+class ImageResult:
+    """Result of one prediction/label pair.
+
+    Attributes:
+        pair: the files compared.
+        confusion: ``(C, C)`` pixel counts, rows = truth.
+        metrics: metrics of ``confusion``.
+        excluded: pixels skipped (nodata, ignored, outside the label).
+        alignment: how the label met the prediction grid (``same grid``, ``warped (nearest)``, ``rasterized``).
+    """
+
+    pair: Pair
+    confusion: np.ndarray
+    metrics: Metrics
+    excluded: int
+    alignment: str
+
+
+@dataclass(frozen=True)
+class EvaluationResult:
+    """Everything an evaluation produced.
+
+    Attributes:
+        mode: ``"global"`` or ``"per_image"``.
+        classes: class map with exactly ``num_classes`` entries (index order).
+        confusion: ``(C, C)`` pixel counts summed over all pairs, rows = truth, columns = prediction.
+        metrics: global mode: metrics of ``confusion``; per_image mode: average of ``images`` metrics.
+        images: one result per pair, in pairing order.
+        options: the settings used (ignore index, background, vector options, ...).
+    """
+
+    mode: str
+    classes: ClassMap
+    confusion: np.ndarray
+    metrics: Metrics
+    images: tuple[ImageResult, ...]
+    ignore_index: int | None = IGNORE_INDEX
+    ignore_background: bool = False
+    options: dict = field(default_factory=dict)
+
+    @property
+    def num_classes(self) -> int:
+        return int(self.confusion.shape[0])
+
+    @property
+    def excluded(self) -> int:
+        return sum(i.excluded for i in self.images)
+
+
+def resolve_classes(classes: ClassMap | Sequence[str] | PathLike | None, num_classes: int | None,
+                    prediction: PathLike | None = None) -> ClassMap:
+    """The class map of an evaluation: from ``classes`` (map, names, palette file or ``"a,b,c"``),
+    else the prediction's ``GEOSEG_CLASSES`` tag, else ``class_0..``; padded to ``num_classes``.
+
+    Raises:
+        InvalidParameterError: no way to know the number of classes, or classes beyond ``num_classes``.
+    """
+    cmap: ClassMap | None = None
+    source = "--classes"
+    if isinstance(classes, ClassMap):
+        cmap = classes
+    elif isinstance(classes, (str, os.PathLike)):
+        text = str(classes)
+        if Path(text).is_file() or Path(text).suffix.lower() in (".json", ".csv", ".txt"):
+            cmap = load_palette(text)
+            source = f"--classes {text}"
+        else:
+            cmap = ClassMap.from_names([n.strip() for n in text.split(",") if n.strip()])
+    elif classes is not None:
+        cmap = ClassMap.from_names([str(n) for n in classes])
+    elif prediction is not None:
+        cmap = _classes_from_tag(prediction)
+        source = f"the {CLASSES_TAG} tag of {prediction}"
+    if num_classes is None:
+        if cmap is None or not len(cmap):
+            raise InvalidParameterError(
+                "--num-classes is required (the prediction carries no class list; or give --classes)"
+            )
+        num_classes = cmap.num_classes
+    if int(num_classes) < 1:
+        raise InvalidParameterError(f"--num-classes must be >= 1, got {num_classes}")
+    num_classes = int(num_classes)
+    if cmap is None:
+        return ClassMap.default(num_classes)
+    if cmap.num_classes > num_classes:
+        raise InvalidParameterError(
+            f"{source} defines {cmap.num_classes} classes ({', '.join(cmap.names)}) but --num-classes is {num_classes}"
+        )
+    known = {c.index: c for c in cmap.classes}
+    default = ClassMap.default(num_classes).classes
+    return ClassMap(tuple(known.get(i, default[i]) for i in range(num_classes)))
+
+
+def _classes_from_tag(path: PathLike) -> ClassMap | None:
+    import rasterio
+
+    try:
+        with rasterio.open(path) as ds:
+            text = ds.tags().get(CLASSES_TAG)
+        if not text:
+            return None
+        items = json.loads(text)
+        return ClassMap.from_json(items["classes"] if isinstance(items, dict) else items)
+    except Exception as exc:  # a damaged tag must not stop an evaluation: fall back to defaults
+        log.warning("ignoring unreadable %s tag of %s (%s)", CLASSES_TAG, path, exc)
+        return None
+
+
+def evaluate(predictions: PathLike | Sequence[PathLike], labels: PathLike | Sequence[PathLike],
+             num_classes: int | None = None, mode: str = "global", ignore_index: int | None = IGNORE_INDEX,
+             ignore_background: bool = False, classes: ClassMap | Sequence[str] | PathLike | None = None,
+             label_field: str | None = None, burn_value: int | None = None, vector_fill: int = 0,
+             max_pixels: int = DEFAULT_MAX_PIXELS, progress: bool = False) -> EvaluationResult:
+    """Compare prediction rasters with labels, streaming both window by window.
+
+    Args:
+        predictions: class rasters (1 band): files, folders or globs.
+        labels: label rasters or vector files, paired with ``predictions`` (see
+            :mod:`geoseg.evaluation.pairing`).
+        num_classes: number of classes; None takes it from ``classes`` or the prediction's tag.
+        mode: ``"global"`` or ``"per_image"``.
+        ignore_index: label value (and prediction nodata) left out of the matrix.
+        ignore_background: also leave out pixels whose truth is class 0, and class 0 from the means.
+        classes: class names: a :class:`ClassMap`, a list, a palette file or ``"a,b,c"``.
+        label_field: vector attribute with class values (default: ``class_id``/``class``/``label``).
+        burn_value: class value burnt for every polygon instead of ``label_field``.
+        vector_fill: class of pixels outside every polygon (0 = background; 255 = unlabeled).
+        max_pixels: pixels per read window (memory bound).
+        progress: show a progress bar.
+
+    Raises:
+        GeoSegError subclasses for every input problem: missing files, unpaired files, bad band
+        counts, no overlap, class values >= ``num_classes``, nothing left to evaluate.
+    """
+    if mode not in MODES:
+        raise InvalidParameterError(f"--mode must be one of {', '.join(MODES)}, got {mode!r}")
+    if label_field is not None and burn_value is not None:
+        raise InvalidParameterError("--label-field and --burn-value exclude each other; give one")
+    preds = [predictions] if isinstance(predictions, (str, os.PathLike)) else list(predictions)
+    labs = [labels] if isinstance(labels, (str, os.PathLike)) else list(labels)
+    pairs = pair_inputs(preds, labs)
+    # Check every header first, so a bad file late in the list fails before hours of reading.
+    sizes = []
+    for pair in pairs:
+        info = open_prediction(pair.prediction)
+        sizes.append(info.width * info.height)
+        if not pair.label_is_vector:
+            open_label(pair.label)
+    cmap = resolve_classes(classes, num_classes, pairs[0].prediction)
+    c = cmap.num_classes
+    exclude = (0,) if ignore_background else ()
+
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=sum(sizes), unit="px", unit_scale=True, desc="evaluate", leave=False)
+    images = []
+    try:
+        with gdal_env():
+            for pair in pairs:
+                cm = ConfusionMatrix(c, ignore_index, ignore_background)
+                with PairReader(pair, label_field=label_field, burn_value=burn_value, vector_fill=vector_fill,
+                                max_pixels=max_pixels) as reader:
+                    for block in reader:
+                        try:
+                            cm.update(block.truth, block.pred, block.valid,
+                                      origin=(int(block.window.row_off), int(block.window.col_off)))
+                        except ClassValueError as exc:
+                            raise _class_value_error(exc, pair, reader, cm) from None
+                        if bar is not None:
+                            bar.update(block.pred.size)
+                    images.append(ImageResult(pair, cm.matrix, compute_metrics(cm.matrix, exclude), cm.excluded,
+                                              reader.alignment))
+                log.info("%s vs %s: %d px counted, %d excluded (%s)", pair.prediction, pair.label, cm.total,
+                         cm.excluded, reader.alignment)
+    finally:
+        if bar is not None:
+            bar.close()
+
+    total = np.sum([i.confusion for i in images], axis=0)
+    if total.sum() == 0:
+        raise NoOverlapError(
+            "no pixel to evaluate: every pixel is prediction nodata, unlabeled (ignore index "
+            f"{ignore_index}){', background' if ignore_background else ''} or outside the labels"
+        )
+    if mode == "global":
+        metrics = compute_metrics(total, exclude)
+    else:
+        counted = [i.metrics for i in images if i.metrics.pixels > 0]
+        for i in images:
+            if i.metrics.pixels == 0:
+                log.warning("%s: no pixel to evaluate; left out of the per-image average", i.pair.prediction)
+        metrics = average_metrics(counted)
+    options = {"label_field": label_field, "burn_value": burn_value, "vector_fill": vector_fill}
+    return EvaluationResult(mode=mode, classes=cmap, confusion=total, metrics=metrics, images=tuple(images),
+                            ignore_index=ignore_index, ignore_background=ignore_background, options=options)
+
+
+def _class_value_error(exc: ClassValueError, pair: Pair, reader: PairReader, cm: ConfusionMatrix) -> LabelValueError:
+    values = ", ".join(map(str, exc.values))
+    row, col = exc.position
+    ignore = f"; {cm.ignore_index} = ignore" if cm.ignore_index is not None else ""
+    expected = f"expected 0..{cm.num_classes - 1} for --num-classes {cm.num_classes}{ignore}"
+    if exc.side == "truth":
+        what = f"label {pair.label}"
+        if pair.label_is_vector:
+            src = f"attribute {reader.label_field!r}" if reader.label_field else "--burn-value"
+            what += f" ({src})"
+    else:
+        what = f"prediction {pair.prediction}"
+    return LabelValueError(
+        f"{what} holds class value(s) {values} ({expected}); first at row {row}, col {col} of {pair.prediction}"
+    )

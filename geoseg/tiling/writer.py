@@ -1,0 +1,76 @@
+"""Write one patch (image or label) atomically, as GeoTIFF or .npy.
+
+A GeoTIFF patch carries the window's own transform, the scene CRS and nodata
+(:func:`geoseg.profiles.patch_profile`); a label patch is uint8 with nodata 255 and the
+class color table. ``.npy`` patches hold only pixels: ``(C, H, W)`` images, ``(H, W)``
+labels; their georeferencing lives in the dataset index.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import rasterio
+from affine import Affine
+from rasterio.crs import CRS
+
+from geoseg.atomic import atomic_output
+from geoseg.classes import IGNORE_INDEX
+from geoseg.profiles import patch_profile
+
+FORMATS = ("tif", "npy")
+
+
+def patch_path(folder: str | os.PathLike, kind: str, patch_id: str, fmt: str) -> Path:
+    """``folder/images/<id>.<fmt>`` (``kind="images"``) or ``folder/labels/<id>.<fmt>``."""
+    return Path(folder) / kind / f"{patch_id}.{fmt}"
+
+
+def write_patch(path: str | os.PathLike, data: np.ndarray, transform: Affine, crs: CRS | None,
+                nodata: float | None, fmt: str = "tif", compress: str | None = None,
+                colormap: dict[int, tuple[int, int, int, int]] | None = None) -> Path:
+    """Write a patch atomically (temporary sibling renamed when complete).
+
+    Args:
+        path: destination file (suffix ``.tif`` or ``.npy``).
+        data: ``(C, H, W)`` image or ``(H, W)`` label array.
+        transform: the window's own affine transform (scene transform shifted by the offset).
+        crs: scene CRS.
+        nodata: nodata value written in the GeoTIFF header (255 for labels).
+        fmt: ``"tif"`` or ``"npy"``.
+        compress: ``none``, ``deflate``, ``zstd`` or ``lzw`` (GeoTIFF only).
+        colormap: GDAL color table for single-band label patches.
+    """
+    path = Path(path)
+    with atomic_output(path) as tmp:
+        if fmt == "npy":
+            with open(tmp, "wb") as fh:
+                np.save(fh, data, allow_pickle=False)
+        else:
+            arr = data if data.ndim == 3 else data[None]
+            prof = patch_profile(arr.shape[2], arr.shape[1], arr.shape[0], arr.dtype.name, crs, transform,
+                                 nodata, compress=None if compress in (None, "none") else compress)
+            with rasterio.open(tmp, "w", **prof) as ds:
+                ds.write(arr)
+                if colormap is not None and arr.shape[0] == 1 and arr.dtype == np.uint8:
+                    ds.write_colormap(1, colormap)
+    return path
+
+
+def write_label(path: str | os.PathLike, labels: np.ndarray, transform: Affine, crs: CRS | None,
+                fmt: str = "tif", compress: str | None = None,
+                colormap: dict[int, tuple[int, int, int, int]] | None = None) -> Path:
+    """Write a ``(H, W)`` uint8 label patch with nodata 255 (see :func:`write_patch`)."""
+    return write_patch(path, labels.astype(np.uint8, copy=False), transform, crs, IGNORE_INDEX, fmt=fmt,
+                       compress=compress, colormap=colormap)
+
+
+def read_patch_file(path: str | os.PathLike) -> np.ndarray:
+    """Read back a patch written by :func:`write_patch`: ``(C, H, W)`` or ``(H, W)`` for npy labels."""
+    path = Path(path)
+    if path.suffix == ".npy":
+        return np.load(path, allow_pickle=False)
+    with rasterio.open(path) as ds:
+        return ds.read()

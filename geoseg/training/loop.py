@@ -1,0 +1,358 @@
+"""``fit(config)``: dataset folder -> trained model -> bundle.
+
+Steps: validate the dataset and the output folder (before TensorFlow is imported), seed, pick
+the strategy (MirroredStrategy over several GPUs) and precision (mixed float16 on GPU when
+asked), open the splits (cached memmaps), build and compile the model, optionally restore the
+last checkpoint (``--resume``), train with checkpoints / early stopping / TensorBoard / CSV /
+curves, restore the best weights, score the validation split and write the bundle.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from geoseg.bundle import META_FILE, save_bundle
+from geoseg.errors import BundleError, GeoSegError, InvalidParameterError, ModelConfigError, OutputExistsError
+from geoseg.training.config import TrainConfig
+from geoseg.training.data import (
+    DatasetInfo,
+    class_counts,
+    load_dataset,
+    make_tf_dataset,
+    normalization_for,
+    open_split,
+    split_rows,
+)
+
+log = logging.getLogger(__name__)
+
+CHECKPOINTS = "checkpoints"
+HISTORY_CSV = "history.csv"
+CURVES_PNG = "training_curves.png"
+LOGS = "logs"
+
+#: ``model_fn(num_classes=..., input_shape=(H, W, C)) -> keras.Model``: a model of your own
+#: instead of the zoo (``config.model`` is then only recorded as its name).
+ModelFn = Callable[..., Any]
+
+
+@dataclass
+class TrainResult:
+    """What :func:`fit` returns.
+
+    Attributes:
+        bundle: the bundle folder.
+        history: one dict of epoch logs per epoch (loss, val_loss, miou, val_miou, lr, ...).
+        metrics: final validation metrics of the best weights (``val_loss``, ``miou``, ``oa``,
+            ``f1``, ``iou`` per class name).
+        epochs: epochs trained in all (including those before a resume).
+        best_epoch: 1-based epoch of the best ``monitor`` value.
+        stopped_early: early stopping ended the run.
+        seconds: wall-clock time of this call.
+        model: the trained ``keras.Model`` (best weights).
+    """
+
+    bundle: Path
+    history: list[dict[str, Any]]
+    metrics: dict[str, Any]
+    epochs: int
+    best_epoch: int | None
+    stopped_early: bool
+    seconds: float
+    model: Any = field(default=None, repr=False)
+
+
+def check_output_free(cfg: TrainConfig) -> Path:
+    """Refuse a missing --out, or an existing non-empty one without --overwrite / --resume.
+
+    Raises:
+        InvalidParameterError: no --out.
+        OutputExistsError: the folder holds files and neither --overwrite nor --resume is given.
+    """
+    if not cfg.out:
+        raise InvalidParameterError("--out BUNDLE_DIR is required")
+    out = Path(cfg.out)
+    if out.exists() and not out.is_dir():
+        raise OutputExistsError(f"output exists and is a file, not a bundle folder: {out}")
+    if out.is_dir() and any(out.iterdir()) and not (cfg.overwrite or cfg.resume):
+        what = "a bundle" if (out / META_FILE).exists() else "files"
+        raise OutputExistsError(f"output folder already holds {what}: {out} (use --overwrite to replace it "
+                                "or --resume to continue)")
+    return out
+
+
+def prepare_output(cfg: TrainConfig) -> Path:
+    """Check (and create) the output folder per --overwrite / --resume.
+
+    Raises:
+        InvalidParameterError: no --out.
+        OutputExistsError: the folder holds files and neither --overwrite nor --resume is given.
+        GeoSegError: the folder cannot be created or written.
+    """
+    out = check_output_free(cfg)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / f".probe-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise InvalidParameterError(f"--out {out} is not writable ({exc.strerror or exc})") from None
+    if cfg.overwrite and not cfg.resume:
+        for name in (CHECKPOINTS, LOGS):
+            shutil.rmtree(out / name, ignore_errors=True)
+        for name in (HISTORY_CSV, CURVES_PNG):
+            (out / name).unlink(missing_ok=True)
+    return out
+
+
+def build_model(cfg: TrainConfig, num_classes: int, input_shape: tuple[int, int, int],
+                model_fn: ModelFn | None = None) -> tuple[Any, dict[str, Any]]:
+    """The model and the arguments recorded in the bundle (``model.arguments``).
+
+    ``model_args`` may override ``num_classes`` (1 = binary sigmoid model of a 2-class dataset)
+    and ``activation``.
+
+    Raises:
+        ModelConfigError: unknown model/backbone, bad arguments, weights that do not fit.
+    """
+    args = dict(cfg.model_args)
+    nc = int(args.pop("num_classes", num_classes))
+    if nc == 1 and num_classes != 2:
+        raise InvalidParameterError(f"a 1-class (binary) model needs a 2-class dataset; this one has {num_classes}")
+    activation = args.pop("activation", "sigmoid" if nc == 1 else "softmax")
+    record = {"num_classes": nc, "input_shape": list(input_shape), "backbone": cfg.backbone,
+              "activation": activation, **args}
+    weights = cfg.weights
+    if weights not in (None, "", "imagenet") and Path(weights).is_dir():  # a bundle: start from its model
+        weights = str(Path(weights) / "model.keras")
+    if model_fn is not None:
+        model = model_fn(num_classes=nc, input_shape=input_shape)
+        if weights not in (None, ""):
+            if weights == "imagenet":
+                raise ModelConfigError("--weights imagenet needs a zoo model (--model), not a custom model_fn")
+            from geoseg.models.pretrained import load_weights_file
+
+            load_weights_file(model, weights)
+    else:
+        from geoseg.models import get_model
+
+        try:
+            model = get_model(cfg.model, nc, input_shape=input_shape, backbone=cfg.backbone,
+                              weights=weights or None, activation=activation, **args)
+        except TypeError as exc:  # unknown keyword in --model-args
+            raise ModelConfigError(f"--model-args do not fit model {cfg.model!r}: {exc}") from None
+    return model, record
+
+
+def make_optimizer(cfg: TrainConfig, schedule):
+    import keras
+
+    if cfg.optimizer == "adam":
+        return keras.optimizers.Adam(learning_rate=schedule)
+    if cfg.optimizer == "adamw":
+        return keras.optimizers.AdamW(learning_rate=schedule, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "sgd":
+        return keras.optimizers.SGD(learning_rate=schedule, momentum=cfg.momentum, nesterov=cfg.momentum > 0)
+    return keras.optimizers.RMSprop(learning_rate=schedule, momentum=cfg.momentum)
+
+
+def resolve_class_weights(cfg: TrainConfig, counts: np.ndarray, out_classes: int) -> list[float] | None:
+    """Per-class weights for the loss (``None`` = unweighted); ``out_classes`` = scored classes."""
+    from geoseg.training.losses import class_weights_from_counts
+
+    cw = cfg.class_weights
+    if isinstance(cw, list):
+        if len(cw) != out_classes:
+            raise InvalidParameterError(f"--class-weights has {len(cw)} value(s) but the dataset has {out_classes} classes")
+        return [float(w) for w in cw]
+    if cw == "none":
+        return None
+    return class_weights_from_counts(counts[:out_classes], cw).tolist()
+
+
+def fit(config: TrainConfig | dict, *, model_fn: ModelFn | None = None,
+        callbacks: Sequence[Any] = ()) -> TrainResult:
+    """Train on ``config.dataset`` and write a bundle to ``config.out`` (see module doc).
+
+    Args:
+        config: a :class:`TrainConfig` or a dict of its fields.
+        model_fn: build the model with this instead of ``geoseg.models.get_model``.
+        callbacks: extra Keras callbacks (run after geoseg's own).
+
+    Raises:
+        GeoSegError: any user error (dataset, options, output folder, weights).
+    """
+    cfg = config if isinstance(config, TrainConfig) else TrainConfig.from_dict(config)
+    t0 = time.perf_counter()
+    check_output_free(cfg)  # the commonest rerun mistake first, before reading the dataset
+    info = load_dataset(cfg.dataset)
+    train_rows, val_rows = split_rows(info, cfg.val_from, cfg.val_fraction)
+    out = prepare_output(cfg)
+
+    import keras
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    mixed = bool(cfg.mixed_precision and gpus)
+    if cfg.mixed_precision and not gpus:
+        log.warning("--mixed-precision ignored: no GPU visible")
+    from tensorflow.python.framework import config as tf_config  # the public API cannot switch it off again
+
+    previous_policy = keras.config.dtype_policy()
+    was_deterministic = tf_config.is_op_determinism_enabled()
+    # Deterministic kernels make seeded CPU runs reproducible; on GPU some kernels have no
+    # deterministic version and would raise, so GPU runs are seeded but not bitwise repeatable.
+    deterministic = not gpus
+    keras.utils.set_random_seed(cfg.seed)
+    if deterministic:
+        tf_config.enable_op_determinism()
+    if mixed:
+        keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        return _fit(cfg, info, train_rows, val_rows, out, model_fn, callbacks, gpus, t0)
+    finally:
+        keras.mixed_precision.set_global_policy(previous_policy)
+        if deterministic and not was_deterministic:
+            tf_config.disable_op_determinism()
+
+
+def _fit(cfg: TrainConfig, info: DatasetInfo, train_rows, val_rows, out: Path, model_fn, extra_callbacks,
+         gpus, t0: float) -> TrainResult:
+    import keras
+    import tensorflow as tf
+
+    from geoseg.training.callbacks import (
+        BEST_WEIGHTS,
+        LAST_OPTIMIZER,
+        LAST_WEIGHTS,
+        CheckpointState,
+        TrainingCurves,
+        load_optimizer_state,
+        read_state,
+    )
+    from geoseg.training.losses import SegmentationLoss
+    from geoseg.training.metrics import segmentation_metrics
+    from geoseg.training.schedules import make_schedule
+
+    norm = normalization_for(info, cfg.normalization)
+    cache_fallback = out / "cache"
+    train_src = open_split(info, train_rows, "train", ignore_index=cfg.ignore_index, cache=cfg.cache,
+                           fallback_dir=cache_fallback)
+    val_src = open_split(info, val_rows, "val" if cfg.val_from is None else "holdout", ignore_index=cfg.ignore_index,
+                         cache=cfg.cache, fallback_dir=cache_fallback)
+    img0, _ = train_src.read(0)
+    input_shape = tuple(int(v) for v in img0.shape)
+    nodata = info.nodata
+    train_ds = make_tf_dataset(train_src, norm, nodata, cfg.batch_size, training=True, augment=cfg.augment,
+                               scale_crop=cfg.scale_crop, seed=cfg.seed)
+    val_ds = make_tf_dataset(val_src, norm, nodata, cfg.batch_size, training=False)
+    steps = cfg.steps_per_epoch or math.ceil(len(train_src) / cfg.batch_size)
+
+    strategy = tf.distribute.MirroredStrategy() if len(gpus) > 1 else tf.distribute.get_strategy()
+    with strategy.scope():
+        model, model_record = build_model(cfg, info.num_classes, input_shape, model_fn)
+        out_channels = int(model.output_shape[-1])
+        scored = 2 if out_channels == 1 else out_channels
+        if scored != info.num_classes:
+            raise ModelConfigError(f"model outputs {out_channels} channel(s) but the dataset has "
+                                   f"{info.num_classes} classes")
+        counts = class_counts(train_rows, info.num_classes)
+        if counts.sum() == 0:
+            counts = np.asarray(info.meta.get("class_counts", {}).get("train") or np.zeros(info.num_classes))
+        class_weights = resolve_class_weights(cfg, counts, scored)
+        schedule = make_schedule(cfg.schedule, cfg.lr, cfg.epochs, steps, cfg.warmup_epochs)
+        optimizer = make_optimizer(cfg, schedule)
+        loss = SegmentationLoss(cfg.loss, class_weights=class_weights, ignore_index=cfg.ignore_index)
+        metrics = segmentation_metrics(scored, cfg.ignore_index, info.classes.names)
+        model.compile(optimizer=optimizer, loss=loss, metrics=metrics, jit_compile=False)
+
+    ckpt = out / CHECKPOINTS
+    state = read_state(ckpt) if cfg.resume else None
+    if state:
+        try:
+            model.optimizer.build(model.trainable_variables)  # so the weights file's optimizer part loads quietly
+            model.load_weights(ckpt / LAST_WEIGHTS)
+            load_optimizer_state(model.optimizer, model, ckpt / LAST_OPTIMIZER)
+        except (OSError, ValueError) as exc:
+            raise BundleError(f"cannot resume from {ckpt}: {str(exc).splitlines()[0][:200]} "
+                              "(were the options changed? use --overwrite to start again)") from None
+    initial_epoch = int(state["epoch"]) if state else 0
+    done = bool(state and (state.get("stopped_early") or initial_epoch >= cfg.epochs))
+
+    ck = CheckpointState(ckpt, cfg.monitor, cfg.early_stopping_patience, state)
+    cbs = [ck, keras.callbacks.CSVLogger(str(out / HISTORY_CSV), append=bool(state)), TrainingCurves(ck, out / CURVES_PNG)]
+    if cfg.tensorboard and _has_tensorboard():
+        cbs.append(keras.callbacks.TensorBoard(log_dir=str(out / LOGS), write_graph=False, profile_batch=0))
+    cbs.extend(extra_callbacks)
+    if not done:
+        model.fit(train_ds, validation_data=val_ds, epochs=cfg.epochs, initial_epoch=initial_epoch,
+                  steps_per_epoch=steps, callbacks=cbs, shuffle=False,  # the dataset shuffles itself
+                  verbose=0 if cfg.quiet else "auto")
+    if (ckpt / BEST_WEIGHTS).exists():
+        model.load_weights(ckpt / BEST_WEIGHTS)
+    scores = model.evaluate(val_ds, return_dict=True, verbose=0)
+    metrics_out = _final_metrics(scores, info.classes.names, scored)
+
+    bundle_model = model
+    if keras.config.dtype_policy().name != "float32":  # ship float32: CPU prediction cannot use float16
+        keras.mixed_precision.set_global_policy("float32")
+        bundle_model, _ = build_model(_no_weights(cfg), info.num_classes, input_shape, model_fn)
+        bundle_model.set_weights(model.get_weights())
+    seconds = time.perf_counter() - t0
+    training = {
+        "dataset": str(Path(cfg.dataset).resolve()),
+        "config": {k: v for k, v in cfg.to_dict().items() if k not in ("overwrite", "resume", "quiet", "verbose")},
+        "epochs": ck.epoch, "best_epoch": ck.best_epoch, "monitor": cfg.monitor, "best": ck.best,
+        "stopped_early": ck.stopped_early, "steps_per_epoch": steps, "train_patches": len(train_src),
+        "val_patches": len(val_src), "class_weights": class_weights, "seconds": round(seconds, 1),
+        "history": HISTORY_CSV, "curves": CURVES_PNG,
+    }
+    save_bundle(bundle_model, out, info.classes, info.tile_size, norm, overwrite=True,
+                model={"name": cfg.model if model_fn is None else model.name, "arguments": model_record}, bands=info.bands or None,
+                band_names=info.meta.get("band_names"), stride=max(1, info.tile_size // 2), nodata=info.nodata,
+                ignore_index=cfg.ignore_index, dtype=info.meta.get("dtype"), training=training, metrics=metrics_out)
+    return TrainResult(bundle=out, history=ck.history, metrics=metrics_out, epochs=ck.epoch, best_epoch=ck.best_epoch,
+                       stopped_early=ck.stopped_early, seconds=time.perf_counter() - t0, model=model)
+
+
+def _has_tensorboard() -> bool:
+    try:
+        import tensorboard  # noqa: F401
+    except ImportError:
+        log.warning("TensorBoard is not installed: no logs in %s (pip install tensorboard)", LOGS)
+        return False
+    return True
+
+
+def _no_weights(cfg: TrainConfig) -> TrainConfig:
+    from dataclasses import replace
+
+    return replace(cfg, weights=None)
+
+
+def _final_metrics(scores: dict[str, Any], names: list[str], k: int) -> dict[str, Any]:
+    from geoseg.training.metrics import _slug
+
+    def num(v):
+        v = float(v)
+        return None if math.isnan(v) else round(v, 6)
+
+    iou = {}
+    for c in range(k):
+        name = names[c] if c < len(names) else str(c)
+        iou[name] = num(scores.get(f"iou_{_slug(name)}", float("nan")))
+    return {"val_loss": num(scores["loss"]), "miou": num(scores["miou"]), "oa": num(scores["oa"]),
+            "f1": num(scores["f1"]), "iou": iou}
+
+
+__all__ = ["TrainResult", "fit", "build_model", "GeoSegError"]
