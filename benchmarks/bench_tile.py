@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -33,8 +34,10 @@ import psutil
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def run_measured(cmd: list[str], env: dict | None = None) -> tuple[float, float, float]:
-    """Run a command; return (seconds, peak RSS in MB summed over its process tree, largest process)."""
+def run_measured(cmd: list[str], env: dict | None = None) -> tuple[float, float, float, float]:
+    """Run a command; return (seconds, peak RSS in MB summed over its process tree, largest process,
+    CPU seconds (user + sys) of the whole tree)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     ps = psutil.Process(proc.pid)
@@ -49,7 +52,9 @@ def run_measured(cmd: list[str], env: dict | None = None) -> tuple[float, float,
     secs = time.perf_counter() - t0
     if proc.returncode != 0:
         raise SystemExit(f"command failed ({proc.returncode}): {' '.join(cmd)}\n{proc.stderr.read().decode()[-2000:]}")
-    return secs, peak / 2**20, one / 2**20
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return secs, peak / 2**20, one / 2**20, cpu
 
 
 def raw_read(scene: Path) -> tuple[float, float]:
@@ -72,9 +77,13 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="2048 px, stride 512 only, no compression runs")
     ap.add_argument("--workdir", default=str(ROOT / "bench_out"), help="scratch folder (scene cached here)")
     ap.add_argument("--workers", default="1,2", help="worker counts to measure (default 1,2)")
+    ap.add_argument("--strides", default="512,256", help="strides to measure at size 512 (default 512,256)")
+    ap.add_argument("--compress", default="deflate,zstd,lzw",
+                    help="compressions measured at stride 512 with the most workers ('' for none)")
     args = ap.parse_args()
     size = 2048 if args.quick else args.size
-    strides = (512,) if args.quick else (512, 256)
+    strides = (512,) if args.quick else tuple(int(v) for v in args.strides.split(","))
+    compressions = [] if args.quick else [c for c in args.compress.split(",") if c]
     workers = [int(w) for w in args.workers.split(",")]
     work = Path(args.workdir)
     sample_dir = work / f"sample_{size}"
@@ -89,14 +98,16 @@ def main() -> int:
     print(f"scene: {scene} ({size}x{size} px, 4 bands uint8, {scene.stat().st_size / 2**20:.0f} MB on disk), "
           f"{os.cpu_count()} CPUs")
 
+    cpu0 = time.process_time()
     raw_s, raw_mb = raw_read(scene)
-    print(f"\nraw block read: {raw_s:.2f} s, {raw_mb / raw_s:.0f} MB/s ({raw_mb:.0f} MB of pixels)")
+    print(f"\nraw block read: {raw_s:.2f} s ({time.process_time() - cpu0:.1f} CPU s), {raw_mb / raw_s:.0f} MB/s "
+          f"({raw_mb:.0f} MB of pixels)")
     retile = shutil.which("gdal_retile.py")
     gdal_py = "/usr/bin/python3"
     if retile is None:
         print("gdal_retile.py not found: no GDAL baseline (apt-get install gdal-bin python3-gdal)")
 
-    header = f"{'job':<34}{'s':>8}{'patches':>9}{'patch/s':>9}{'MB/s':>8}{'RSS MB':>8}{'1proc':>7}{'xraw':>7}{'xretile':>9}"
+    header = f"{'job':<34}{'s':>8}{'patches':>9}{'patch/s':>9}{'MB/s':>8}{'RSS MB':>8}{'1proc':>7}{'CPU s':>7}{'xraw':>7}{'xretile':>9}"
     print("\n" + header + "\n" + "-" * len(header))
     for stride in strides:
         base = None
@@ -107,32 +118,32 @@ def main() -> int:
             cmd = [gdal_py, retile, "-q", "-ps", "512", "512", "-targetDir", str(out), str(scene)]
             if stride != 512:
                 cmd[3:3] = ["-overlap", str(512 - stride)]
-            secs, rss, one = run_measured(cmd)
+            secs, rss, one, cpu = run_measured(cmd)
             n = len(list(out.glob("*.tif")))
             mb = sum(p.stat().st_size for p in out.glob("*.tif")) / 2**20
             base = secs
             print(f"{f'gdal_retile.py stride {stride}':<34}{secs:>8.2f}{n:>9}{n / secs:>9.0f}{mb / secs:>8.0f}"
-                  f"{rss:>8.0f}{one:>7.0f}{secs / raw_s:>7.2f}{1.0:>9.2f}")
+                  f"{rss:>8.0f}{one:>7.0f}{cpu:>7.1f}{secs / raw_s:>7.2f}{1.0:>9.2f}")
             shutil.rmtree(out, ignore_errors=True)
         jobs = [(w, "none") for w in workers]
-        if stride == 512 and not args.quick:
-            jobs += [(max(workers), c) for c in ("deflate", "zstd", "lzw")]
+        if stride == 512:
+            jobs += [(max(workers), c) for c in compressions]
         for w, comp in jobs:
             out = work / "geoseg_ds"
             shutil.rmtree(out, ignore_errors=True)
             cmd = [py, "-m", "geoseg.tile", str(scene), "--out", str(out), "--size", "512", "--stride", str(stride),
                    "--workers", str(w), "--compress", comp, "--quiet", "--val-fraction", "0"]
-            secs, rss, one = run_measured(cmd)
+            secs, rss, one, cpu = run_measured(cmd)
             imgs = list((out / "images").glob("*.tif"))
             n = len(imgs)
             mb = n * 512 * 512 * 4 / 2**20
             disk = sum(p.stat().st_size for p in imgs) / 2**20
             label = f"geoseg stride {stride} w{w} {comp}" + (f" ({disk / 1024:.2f} GB)" if comp != "none" else "")
             ratio = f"{secs / base:>9.2f}" if base else f"{'n/a':>9}"
-            print(f"{label:<34}{secs:>8.2f}{n:>9}{n / secs:>9.0f}{mb / secs:>8.0f}{rss:>8.0f}{one:>7.0f}{secs / raw_s:>7.2f}{ratio}")
+            print(f"{label:<34}{secs:>8.2f}{n:>9}{n / secs:>9.0f}{mb / secs:>8.0f}{rss:>8.0f}{one:>7.0f}{cpu:>7.1f}{secs / raw_s:>7.2f}{ratio}")
             shutil.rmtree(out, ignore_errors=True)
     print("\nRSS MB = peak RSS summed over the process tree (dask scheduler, nannies and workers included); "
-          "1proc = largest single process.\nxraw = time / raw block-read time; "
+          "1proc = largest single process; CPU s = user + sys of the whole process tree.\nxraw = time / raw block-read time; "
           "xretile = time / gdal_retile.py time at the same stride.")
     return 0
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -125,6 +126,8 @@ def make_main(build_parser: Callable[[], argparse.ArgumentParser],
             print(f"error: {exc}", file=sys.stderr)
             return 1
         verbose = bool(getattr(args, "verbose", False))
+        if not verbose:  # TensorFlow's C++ start-up chatter is noise for users; -v keeps it
+            os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         setup_logging(verbose)
         try:
             return int(run(args) or 0)

@@ -41,7 +41,7 @@ WIRED = {
     "tile": {"scenes", "labels", "out"},
     "train": {"dataset", "out"},
     "predict": {"model", "scenes", "out"},
-    "evaluate": {"preds", "labels", "report"},
+    "evaluate": {"predictions", "labels", "report"},
     "vectorize": {"labels", "out"},
 }
 
@@ -83,14 +83,20 @@ def load_pipeline(path: str | Path, overrides: list[str] = ()) -> dict[str, Any]
     return doc
 
 
-def to_argv(options: dict[str, Any] | None) -> list[str]:
-    """``{"size": 256, "augment": True, "bands": [1, 2]}`` -> ``["--size", "256", "--augment", "--bands", "1,2"]``."""
+def to_argv(options: dict[str, Any] | None, negatable: set[str] = frozenset()) -> list[str]:
+    """``{"size": 256, "augment": True, "bands": [1, 2]}`` -> ``["--size", "256", "--augment", "--bands", "1,2"]``.
+
+    ``false`` gives ``--no-KEY`` when that flag is in ``negatable``, and nothing otherwise.
+    """
     argv: list[str] = []
     for key, value in (options or {}).items():
         flag = "--" + str(key).replace("_", "-")
         if value is True:
             argv.append(flag)
-        elif value is False or value is None:
+        elif value is False:
+            if "--no-" + flag[2:] in negatable:
+                argv.append("--no-" + flag[2:])
+        elif value is None:
             continue
         elif isinstance(value, (list, tuple)):
             argv += [flag, ",".join(map(str, value))]
@@ -113,6 +119,13 @@ def _check_step_keys(step: str, options: dict | None, source: str) -> None:
         valid = sorted(k for k, dest in names.items() if "_" not in k and dest not in wired
                        and dest not in ("quiet", "verbose", "overwrite", "resume"))
         raise ConfigError(f"{source}: step '{step}': unknown key(s) {', '.join(unknown)}; valid keys: {', '.join(valid)}")
+
+
+def step_argv(step: str, options: dict[str, Any] | None) -> list[str]:
+    """A step's YAML mapping as command-line options of ``geoseg <step>``."""
+    parser = importlib.import_module(f"geoseg.{step}").build_parser()
+    flags = {opt for action in parser._actions for opt in action.option_strings}
+    return to_argv(options, flags)
 
 
 def _run_step(step: str, argv: list[str], common: list[str]) -> None:
@@ -139,7 +152,7 @@ def run(args: argparse.Namespace) -> int:
     if bad:
         raise ConfigError(f"--steps: unknown step(s) {', '.join(bad)}; choose from {', '.join(STEPS)}")
     for step in STEPS:
-        if step in doc and step not in ("sample",):
+        if step in doc:
             _check_step_keys(step, doc[step], args.pipeline)
     out = Path(args.out or doc.get("out") or "pipeline_out")
     out.mkdir(parents=True, exist_ok=True)
@@ -163,7 +176,7 @@ def _run_all(doc: dict, steps: list[str], out: Path, common: list[str], args, sa
         sample_dir = out / "sample"
         if "sample" in steps:
             say(f"[sample] writing the synthetic scene to {sample_dir}")
-            _run_step("sample", [str(sample_dir)] + to_argv(doc["sample"]), [c for c in common if c != "--quiet"])
+            _run_step("sample", [str(sample_dir)] + step_argv("sample", doc["sample"]), common)
         scenes = [sample_dir / "scene.tif"]
         labels = [sample_dir / "labels.tif"]
         classes = sample_dir / "classes.json"
@@ -185,18 +198,18 @@ def _run_all(doc: dict, steps: list[str], out: Path, common: list[str], args, sa
         argv = [str(s) for s in scenes] + ["--labels", *map(str, labels), "--out", str(dataset)]
         if classes and "classes" not in (doc.get("tile") or {}):
             argv += ["--classes", str(classes)]
-        _run_step("tile", argv + to_argv(doc.get("tile")), common)
+        _run_step("tile", argv + step_argv("tile", doc.get("tile")), common)
     paths["dataset"] = str(dataset)
 
     if "train" in steps:
         say(f"[train] training into {bundle}")
-        _run_step("train", [str(dataset), "--out", str(bundle)] + to_argv(doc.get("train")), common)
+        _run_step("train", [str(dataset), "--out", str(bundle)] + step_argv("train", doc.get("train")), common)
     paths["bundle"] = str(bundle)
 
     if "predict" in steps:
         say(f"[predict] predicting {len(scenes)} scene(s) into {pred}")
         _run_step("predict", ["--model", str(bundle), *map(str, scenes), "--out", str(pred)]
-                  + to_argv(doc.get("predict")), common)
+                  + step_argv("predict", doc.get("predict")), common)
     pred_labels = [pred / f"{Path(s).stem}_label.tif" for s in scenes]
     paths["predictions"] = [str(p) for p in pred_labels]
 
@@ -207,7 +220,7 @@ def _run_all(doc: dict, steps: list[str], out: Path, common: list[str], args, sa
         opts = dict(doc.get("evaluate") or {})
         opts.setdefault("num-classes", num_classes)
         _run_step("evaluate", [*map(str, pred_labels), "--labels", *map(str, holdout), "--report", str(report)]
-                  + to_argv(opts), [c for c in common if c != "--quiet"] + ["--quiet"])
+                  + step_argv("evaluate", opts), common)
         paths["report"] = str(report / "report.json")
 
     if "vectorize" in steps and doc.get("vectorize") is not False:
@@ -215,7 +228,7 @@ def _run_all(doc: dict, steps: list[str], out: Path, common: list[str], args, sa
         for p in pred_labels:
             target = vec / f"{p.stem.removesuffix('_label')}.gpkg"
             say(f"[vectorize] {p.name} -> {target}")
-            _run_step("vectorize", [str(p), "--out", str(target)] + to_argv(doc.get("vectorize")), common)
+            _run_step("vectorize", [str(p), "--out", str(target)] + step_argv("vectorize", doc.get("vectorize")), common)
         paths["vectors"] = str(vec)
 
     if doc.get("quicklook", True) and pred_labels[0].exists():
@@ -244,7 +257,8 @@ def _holdout_labels(dataset: Path, scenes: list[Path], labels: list[Path], folde
     out = []
     for scene, label in zip(scenes, labels):
         wins = windows_of_split(dataset / "index.csv", scene, split)
-        if not wins:
+        if not wins or Path(label).suffix.lower() not in (".tif", ".tiff", ".vrt", ".img"):
+            # no held-out windows, or vector labels: score the whole scene
             out.append(label)
             continue
         target = folder / f"{Path(scene).stem}_{split}_labels.tif"

@@ -71,7 +71,7 @@ def quicklook(scene: str | os.PathLike, truth: str | os.PathLike | None, pred: s
         ax.axis("off")
     handles = [Patch(color=np.array(c.color) / 255, label=c.name) for c in cmap.classes]
     fig.legend(handles=handles, loc="lower center", ncol=len(handles), frameon=False)
-    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    fig.tight_layout(rect=(0, 0.06, 1, 0.96))
     with atomic_output(out_png) as tmp:
         fig.savefig(tmp, dpi=100, format="png")
     plt.close(fig)

@@ -9,7 +9,6 @@ Modes:
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from collections.abc import Sequence
@@ -18,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from geoseg.classes import IGNORE_INDEX, ClassMap, load_palette
+from geoseg.classes import CLASSES_TAG, IGNORE_INDEX, ClassMap, classes_from_tags, load_palette
 from geoseg.errors import InvalidParameterError, LabelValueError, NoOverlapError
 from geoseg.evaluation.confusion import ClassValueError, ConfusionMatrix
 from geoseg.evaluation.metrics import Metrics, average_metrics, compute_metrics
@@ -29,9 +28,6 @@ from geoseg.raster import gdal_env
 log = logging.getLogger("geoseg.evaluation")
 
 MODES = ("global", "per_image")
-
-#: Tag of prediction rasters holding their class map (JSON list of {index, name, color}).
-CLASSES_TAG = "GEOSEG_CLASSES"
 
 PathLike = str | os.PathLike
 
@@ -133,16 +129,12 @@ def resolve_classes(classes: ClassMap | Sequence[str] | PathLike | None, num_cla
 def _classes_from_tag(path: PathLike) -> ClassMap | None:
     import rasterio
 
-    try:
-        with rasterio.open(path) as ds:
-            text = ds.tags().get(CLASSES_TAG)
-        if not text:
-            return None
-        items = json.loads(text)
-        return ClassMap.from_json(items["classes"] if isinstance(items, dict) else items)
-    except Exception as exc:  # a damaged tag must not stop an evaluation: fall back to defaults
-        log.warning("ignoring unreadable %s tag of %s (%s)", CLASSES_TAG, path, exc)
-        return None
+    with rasterio.open(path) as ds:
+        tags, band_tags = ds.tags(), ds.tags(1)
+    cmap = classes_from_tags(tags) or classes_from_tags(band_tags)
+    if cmap is None and (CLASSES_TAG in tags or CLASSES_TAG in band_tags):  # damaged: fall back, don't stop
+        log.warning("ignoring unreadable %s tag of %s", CLASSES_TAG, path)
+    return cmap
 
 
 def evaluate(predictions: PathLike | Sequence[PathLike], labels: PathLike | Sequence[PathLike],
