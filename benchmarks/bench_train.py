@@ -12,7 +12,7 @@ For each model (U-Net, DeepLab v3+) at ``--size`` x ``--size`` x 4 bands, batch 
 It prints images/s, the ratio full / model (target >= 0.9: the accelerator never waits on input)
 and peak RSS. Each timed phase runs after a warm-up epoch (graph tracing, first reads).
 
-    python benchmarks/bench_train.py --quick          # CPU-sized: 128 px tiles, few steps
+    python benchmarks/bench_train.py --quick          # CPU-sized: 64 px tiles, few steps
     python benchmarks/bench_train.py                  # 512 px, batch 8 (GPU: add --mixed-precision)
 """
 
@@ -67,7 +67,7 @@ class EpochTimer:
 
 
 def bench_model(name: str, backbone: str | None, ds_dir: Path, size: int, batch: int, steps: int,
-                mixed: bool, repeats: int = 2) -> dict:
+                mixed: bool, repeats: int = 2, pipeline_only: bool = False) -> dict:
     import keras
     import tensorflow as tf
 
@@ -92,6 +92,9 @@ def bench_model(name: str, backbone: str | None, ds_dir: Path, size: int, batch:
     for _ in range(n_pipe):
         x, y = next(it)
     pipe_sps = n_pipe / (time.perf_counter() - t0)
+    if pipeline_only:
+        return {"model": "(input pipeline)", "params_m": 0.0, "pipeline_sps": pipe_sps, "model_sps": float("nan"),
+                "full_sps": float("nan"), "ratio": float("nan"), "batch": batch, "rss_mb": peak_rss_mb()}
 
     if mixed:
         keras.mixed_precision.set_global_policy("mixed_float16")
@@ -126,18 +129,20 @@ def bench_model(name: str, backbone: str | None, ds_dir: Path, size: int, batch:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--quick", action="store_true", help="CPU-sized run: --size 64, --steps 3")
+    p.add_argument("--quick", action="store_true",
+                   help="CPU-sized run: --size 64, --steps 3, DeepLab v3+ on mobilenetv2")
     p.add_argument("--size", type=int, default=512, help="tile side in pixels")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--steps", type=int, default=10, help="timed steps per phase (pipeline: 4x as many batches)")
     p.add_argument("--repeats", type=int, default=2, help="alternating timed repeats per phase (best kept)")
     p.add_argument("--models", default="unet,deeplabv3plus")
+    p.add_argument("--pipeline-only", action="store_true", help="measure the input pipeline alone (no model)")
     p.add_argument("--backbone", default="resnet50v2", help="DeepLab v3+ backbone")
     p.add_argument("--mixed-precision", action="store_true", help="float16 compute (GPU)")
     p.add_argument("--work", default=None, help="folder for the sample dataset (default: a temp folder)")
     a = p.parse_args(argv)
     if a.quick:
-        a.size, a.steps = 64, 3
+        a.size, a.steps, a.backbone = 64, 3, "mobilenetv2"
 
     import tensorflow as tf
 
@@ -151,9 +156,9 @@ def main(argv=None) -> int:
               f"mixed precision: {a.mixed_precision}  (dataset built in {time.perf_counter() - t0:.1f} s)", flush=True)
         print(f"{'model':<24}{'params':>8}{'pipeline':>24}{'model alone':>24}{'full loop':>24}"
               f"{'full/model':>12}{'peak RSS':>11}", flush=True)
-        for name in a.models.split(","):
+        for name in (["-"] if a.pipeline_only else a.models.split(",")):
             r = bench_model(name, a.backbone if name.startswith("deeplab") else None, ds, a.size, a.batch_size,
-                            a.steps, a.mixed_precision, a.repeats)
+                            a.steps, a.mixed_precision, a.repeats, a.pipeline_only)
             b = r["batch"]
 
             def fmt(sps):

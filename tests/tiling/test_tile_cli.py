@@ -118,6 +118,15 @@ def test_cli_bad_input(case, scene, tmp_path, capsys):
         assert not Path(out, "index.csv").exists()
 
 
+def test_cli_resume_refuses_other_parameters(scene, tmp_path, capsys):
+    out = str(tmp_path / "ds")
+    assert main([str(scene), "--out", out, "--size", "32", "--quiet"]) == 0
+    assert main([str(scene), "--out", out, "--size", "16", "--resume", "--quiet"]) == 1
+    assert "--resume with other parameters" in _err(capsys)
+    assert main([str(scene), "--out", out, "--size", "32", "--resume", "--overwrite"]) == 1
+    assert "exclude each other" in _err(capsys)
+
+
 def test_cli_allow_gaps_and_config(scene, tmp_path, capsys):
     (tmp_path / "c.yaml").write_text(f"scenes: [{scene}]\nout: {tmp_path / 'ds'}\nsize: 16\nstride: 40\n"
                                      "allow-gaps: true\nval_fraction: 0\nquiet: true\n")
@@ -137,9 +146,9 @@ def test_cli_help_is_fast_and_light():
 
 
 def test_killed_run_resumes_to_the_same_dataset(make_raster, tmp_path):
-    scene = make_raster("scene.tif", height=384, width=384, bands=2, nodata=0)
-    lab = write_raster(tmp_path / "lab.tif", (np.arange(384 * 384).reshape(384, 384) % 5).astype(np.uint8))
-    args = [str(scene), "--labels", str(lab), "--size", "16", "--stride", "12", "--batch-size", "40", "--quiet"]
+    scene = make_raster("scene.tif", height=320, width=320, bands=2, nodata=0)
+    lab = write_raster(tmp_path / "lab.tif", (np.arange(320 * 320).reshape(320, 320) % 5).astype(np.uint8))
+    args = [str(scene), "--labels", str(lab), "--size", "16", "--batch-size", "20", "--quiet"]
     assert main([*args, "--out", str(tmp_path / "full")]) == 0
     part = tmp_path / "part"
     cmd = [sys.executable, "-m", "geoseg.tile", *args, "--out", str(part)]

@@ -14,6 +14,7 @@ from rasterio.windows import Window
 from geoseg.errors import SceneTooSmallError
 from geoseg.tiling import writer
 from geoseg.tiling.tiler import TileConfig, run_tiling
+from geoseg.vector import read_vector
 
 
 def _rows(ds: Path) -> list[dict]:
@@ -57,6 +58,10 @@ def test_stride_windows_pixels_and_transforms(make_raster, tmp_path):
                 np.testing.assert_array_equal(p.read(1), want)
                 counts = [int(r[f"count_{k}"]) for k in range(4)]
                 assert counts == np.bincount(want.ravel(), minlength=4)[:4].tolist()
+    fp = read_vector(tmp_path / "ds" / "footprints.gpkg")
+    assert fp.crs == src.crs and list(fp.attributes["id"]) == [r["id"] for r in rows]
+    assert fp.attributes["count_3"].tolist() == [int(r["count_3"]) for r in rows]
+    assert fp.geometries[5].bounds == tuple(float(rows[5][k]) for k in ("minx", "miny", "maxx", "maxy"))
     meta = json.loads((tmp_path / "ds" / "dataset.json").read_text())
     assert meta["num_classes"] == 4 and [c["name"] for c in meta["classes"]] == [f"class_{k}" for k in range(4)]
     assert meta["parameters"]["stride"] == 24 and meta["tile_size"] == 32 and meta["bands"] == [1, 2, 3]
