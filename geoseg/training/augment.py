@@ -49,22 +49,38 @@ def scale_crop(image: tf.Tensor, label: tf.Tensor, seed: tf.Tensor,
 
 def jitter(image: tf.Tensor, seed: tf.Tensor, brightness: float = 0.1, contrast: float = 0.1) -> tf.Tensor:
     """Per-band contrast and brightness: ``x * c_b + d_b`` with ``c_b ~ U(1 - contrast, 1 + contrast)``
-    and ``d_b ~ U(-brightness, brightness)`` in normalized units (band std or min-max range)."""
+    and ``d_b ~ U(-brightness, brightness)`` in normalized units (band std or min-max range).
+
+    ``image`` is one patch ``(H, W, C)`` or a batch ``(N, H, W, C)`` (then each patch draws its own).
+    """
     s1, s2 = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
-    c = tf.shape(image)[-1]
-    gain = tf.random.stateless_uniform([c], s1, 1.0 - contrast, 1.0 + contrast)
-    bias = tf.random.stateless_uniform([c], s2, -brightness, brightness)
+    shape = tf.shape(image)
+    draw = tf.concat([shape[:-3], tf.ones([2], tf.int32), shape[-1:]], 0)  # (C,) per patch, broadcast
+    gain = tf.random.stateless_uniform(draw, s1, 1.0 - contrast, 1.0 + contrast)
+    bias = tf.random.stateless_uniform(draw, s2, -brightness, brightness)
     return image * gain + bias
+
+
+def geometric(image: tf.Tensor, label: tf.Tensor, seed: tf.Tensor, *, use_scale_crop: bool = False,
+              max_scale: float = 1.5) -> tuple[tf.Tensor, tf.Tensor]:
+    """Random dihedral transform, then (optionally) scale-crop, of one patch.
+
+    Works on raw pixels of any dtype (cheapest before normalization: uint8 moves 4x fewer bytes
+    than float32); scale-crop returns float32.
+    """
+    s_dih, s_crop = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+    k = tf.random.stateless_uniform([], s_dih, 0, 8, dtype=tf.int32)
+    image, label = dihedral(image, label, k)
+    if use_scale_crop:
+        image, label = scale_crop(tf.cast(image, tf.float32), label, s_crop, max_scale)
+    return image, label
 
 
 def augment_sample(image: tf.Tensor, label: tf.Tensor, seed: tf.Tensor, *, use_scale_crop: bool = False,
                    use_jitter: bool = True, max_scale: float = 1.5) -> tuple[tf.Tensor, tf.Tensor]:
-    """Random dihedral transform, then (optionally) scale-crop and per-band jitter."""
-    s_dih, s_crop, s_jit = tf.unstack(tf.random.experimental.stateless_split(seed, 3))
-    k = tf.random.stateless_uniform([], s_dih, 0, 8, dtype=tf.int32)
-    image, label = dihedral(image, label, k)
-    if use_scale_crop:
-        image, label = scale_crop(image, label, s_crop, max_scale)
+    """:func:`geometric` then :func:`jitter` of one normalized patch."""
+    s_geo, s_jit = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+    image, label = geometric(image, label, s_geo, use_scale_crop=use_scale_crop, max_scale=max_scale)
     if use_jitter:
         image = jitter(image, s_jit)
     return image, label

@@ -331,10 +331,10 @@ def make_tf_dataset(source: PatchReader | PatchArrays, normalization: dict | Non
     """
     import tensorflow as tf
 
-    from geoseg.training.augment import augment_sample
+    from geoseg.training.augment import geometric, jitter
 
     n = len(source)
-    img0, lab0 = source.read(0)
+    img0, _ = source.read(0)
     h, w, c = img0.shape
     dtype = np.dtype(image_dtype or img0.dtype)
     tf_dtype = tf.as_dtype(dtype)
@@ -344,32 +344,44 @@ def make_tf_dataset(source: PatchReader | PatchArrays, normalization: dict | Non
         img, lab = tf.numpy_function(source.read, [i], [tf_dtype, tf.uint8], stateful=False)
         img.set_shape((h, w, c))
         lab.set_shape((h, w))
-        return norm_fn(img), lab
+        return img, lab
 
+    # Per patch: read and move pixels (raw dtype: cheap). Per batch: normalize and jitter,
+    # vectorized over the batch, which costs far less than per-patch float work.
     ds = tf.data.Dataset.range(n)
+    augmenting = training and augment
     if training:
         ds = ds.shuffle(n, seed=seed, reshuffle_each_iteration=True).repeat()
-        if augment:
-            seeds = tf.data.Dataset.counter().map(lambda k: tf.stack([tf.cast(seed, tf.int64), k]))
-            ds = tf.data.Dataset.zip((ds, seeds))
+    if augmenting:
+        # Stateless seeds (seed, element counter) make the augmentation stream reproducible.
+        seeds = tf.data.Dataset.counter().map(lambda k: tf.stack([tf.cast(seed, tf.int64), k]))
 
-            def load_aug(i, s):
-                x, y = load(i)
-                return augment_sample(x, y, s, use_scale_crop=scale_crop)
+        def load_geo(i, s):
+            img, lab = load(i)
+            img, lab = geometric(img, lab, s, use_scale_crop=scale_crop)
+            return tf.cast(img, tf.float32) if scale_crop else img, lab
 
-            ds = ds.map(load_aug, num_parallel_calls=tf.data.AUTOTUNE)
-        else:
-            ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE)
+        ds = tf.data.Dataset.zip((ds, seeds)).map(load_geo, num_parallel_calls=tf.data.AUTOTUNE)
     else:
         ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE)
-    ds = ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    ds = ds.batch(batch_size)
+    if augmenting:
+        batch_seeds = tf.data.Dataset.counter().map(lambda k: tf.stack([tf.cast(seed, tf.int64) + 7919, k]))
+        ds = tf.data.Dataset.zip((ds, batch_seeds)).map(lambda xy, s: (jitter(norm_fn(xy[0]), s), xy[1]),
+                                                        num_parallel_calls=tf.data.AUTOTUNE)
+    else:
+        ds = ds.map(lambda x, y: (norm_fn(x), y), num_parallel_calls=tf.data.AUTOTUNE)
+    ds = ds.prefetch(tf.data.AUTOTUNE)
     opts = tf.data.Options()
     opts.deterministic = True
     return ds.with_options(opts)
 
 
 def _tf_normalizer(norm: dict | None, nodata: float | None, bands: int):
-    """In-graph version of :func:`geoseg.normalization.normalize` that zeroes nodata pixels."""
+    """In-graph version of :func:`geoseg.normalization.normalize` that zeroes nodata pixels.
+
+    Works on one patch ``(H, W, C)`` or a batch ``(N, H, W, C)``.
+    """
     import tensorflow as tf
 
     def fn(img):
