@@ -17,6 +17,7 @@ the RSS of the same process after loading TensorFlow and the model, before predi
     .venv/bin/python benchmarks/bench_predict.py                       # size 2048, tile 256, tall scenes
     .venv/bin/python benchmarks/bench_predict.py --quick               # size 1024, tall scenes up to 4096
     .venv/bin/python benchmarks/bench_predict.py --sizes 4096 8192 16384 --tiles 256 512 --no-naive-above 4096
+    .venv/bin/python benchmarks/bench_predict.py --sizes --heights --wide 20000    # RSS of a 20000 px wide scene
 """
 
 from __future__ import annotations
@@ -53,23 +54,24 @@ def make_scene(work: Path, size: int) -> Path:
     return scene
 
 
-def make_tall_scene(work: Path, width: int, height: int) -> Path:
-    """A ``width x height`` scene made of the sample scene of side ``width`` repeated downwards."""
+def make_mosaic_scene(work: Path, width: int, height: int, side: int = 1024) -> Path:
+    """A ``width x height`` scene tiling the sample scene of side ``side`` in both directions."""
     import rasterio
     from rasterio.windows import Window
 
     from geoseg.profiles import tiled_profile
 
-    path = work / f"tall_{width}x{height}.tif"
+    path = work / f"mosaic_{width}x{height}.tif"
     if path.exists():
         return path
-    src_path = make_scene(work, width)
-    with rasterio.open(src_path) as src:
+    with rasterio.open(make_scene(work, side)) as src:
+        tile = src.read()
         prof = tiled_profile(width, height, src.count, src.dtypes[0], src.crs, src.transform, src.nodata)
         with rasterio.open(path, "w", **prof) as dst:
-            for row in range(0, height, width):
-                n = min(width, height - row)
-                dst.write(src.read(window=Window(0, 0, width, n)), window=Window(0, row, width, n))
+            for row in range(0, height, side):
+                for col in range(0, width, side):
+                    h, w = min(side, height - row), min(side, width - col)
+                    dst.write(tile[:, :h, :w], window=Window(col, row, w, h))
     return path
 
 
@@ -179,10 +181,12 @@ def run_phase(name: str, *args) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--sizes", type=int, nargs="+", default=[2048], help="scene sizes (px a side)")
+    ap.add_argument("--sizes", type=int, nargs="*", default=[2048], help="scene sizes (px a side)")
     ap.add_argument("--heights", type=int, nargs="*", default=[1024, 4096, 16384],
                     help="heights of tall scenes (width --tall-width) for peak RSS vs height (geoseg only)")
     ap.add_argument("--tall-width", type=int, default=1024)
+    ap.add_argument("--wide", type=int, nargs="*", default=[],
+                    help="widths of 1024-row scenes for peak RSS vs width (geoseg only), e.g. 20000")
     ap.add_argument("--tiles", type=int, nargs="+", default=[256], help="tile sizes (px)")
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--filters", type=int, default=8, help="U-Net encoder_filters (small: 8)")
@@ -227,9 +231,19 @@ def main() -> None:
         print(f"\n# peak RSS vs scene height (width {args.tall_width}, tile {tile}, geoseg only)")
         print(f"{'height':>7} {'windows':>7} {'geoseg s':>8} {'RSS MB':>7} {'(base)':>6}")
         for height in args.heights:
-            scene = make_tall_scene(work, args.tall_width, height)
+            scene = make_mosaic_scene(work, args.tall_width, height)
             geo = run_phase("geoseg", bundle, scene, args.batch_size, work / "out_tall")
             print(f"{height:>7} {geo['windows']:>7} {geo['seconds']:8.1f} {geo['rss_mb']:7.0f} {geo['base_rss_mb']:6.0f}",
+                  flush=True)
+    if args.wide:
+        tile = args.tiles[0]
+        bundle = make_bundle(work, tile, args.filters, args.depth)
+        print(f"\n# peak RSS vs scene width (height 1024, tile {tile}, geoseg only)")
+        print(f"{'width':>7} {'windows':>7} {'geoseg s':>8} {'RSS MB':>7} {'(base)':>6}")
+        for width in args.wide:
+            scene = make_mosaic_scene(work, width, 1024)
+            geo = run_phase("geoseg", bundle, scene, args.batch_size, work / "out_wide")
+            print(f"{width:>7} {geo['windows']:>7} {geo['seconds']:8.1f} {geo['rss_mb']:7.0f} {geo['base_rss_mb']:6.0f}",
                   flush=True)
 
 

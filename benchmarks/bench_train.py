@@ -19,6 +19,7 @@ and peak RSS. Each timed phase runs after a warm-up epoch (graph tracing, first 
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import resource
 import sys
@@ -107,6 +108,7 @@ def bench_model(name: str, backbone: str | None, ds_dir: Path, size: int, batch:
     params = model.count_params()
 
     def timed_fit(data) -> float:
+        gc.collect()  # drop the previous fit's iterator so its prefetch threads stop competing
         timer = EpochTimer()
         model.fit(data, steps_per_epoch=steps, epochs=1, verbose=0, shuffle=False, callbacks=[timer])
         return steps / timer.times[-1]

@@ -123,7 +123,10 @@ class StripAccumulator:
         # per window row, negligible next to the model.
         keep = self.tile - n
         for buf in (self.acc, self.wsum, self.valid):
-            if keep > 0:
-                buf[:keep] = buf[n:]
+            # Copy in chunks of n rows: source and target never overlap, so numpy needs no
+            # temporary copy of the whole kept part (which would double the buffer's peak).
+            for i in range(0, keep, n):
+                k = min(n, keep - i)
+                buf[i:i + k] = buf[i + n:i + n + k]
             buf[keep:] = 0
         self.base += n

@@ -330,7 +330,7 @@ def run_job(bundle: Bundle, forward, job: SceneJob, opts: PredictOptions) -> Pre
                 else:
                     writer.write(item.row, *encode(item.prob, item.valid, opts.prob_dtype, opts.write_prob))
 
-            consumer = BackgroundConsumer(write, depth=2)
+            consumer = BackgroundConsumer(write, depth=1)  # one block waiting + one being written
             try:
                 if opts.mode == "stride":
                     counts = [0, 0]

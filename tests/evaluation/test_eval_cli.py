@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import rasterio
 from affine import Affine
-from conftest import write_raster
+from factories import write_raster
 
 from geoseg.evaluate import main
 from geoseg.evaluation import confusion_matrix, evaluate

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import write_raster
+from factories import write_raster
 
 from geoseg.errors import InputNotFoundError, InvalidParameterError
 from geoseg.evaluation import pair_inputs, pair_key

@@ -7,7 +7,7 @@ import pytest
 import rasterio
 import shapely
 from affine import Affine
-from conftest import DEFAULT_CRS, DEFAULT_TRANSFORM, write_raster
+from factories import DEFAULT_CRS, DEFAULT_TRANSFORM, write_raster
 from rasterio.crs import CRS
 from rasterio.features import rasterize
 from rasterio.warp import Resampling, calculate_default_transform, reproject, transform_geom

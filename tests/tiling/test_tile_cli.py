@@ -19,7 +19,7 @@ from geoseg.classes import ClassMap, index_to_color
 from geoseg.tile import main
 from geoseg.vector import write_vector
 
-from conftest import DEFAULT_CRS, DEFAULT_TRANSFORM, write_raster
+from factories import DEFAULT_CRS, DEFAULT_TRANSFORM, write_raster
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -20,7 +20,7 @@ from geoseg.tiling.labels import reproject_geometries
 from geoseg.tiling.tiler import TileConfig, run_tiling
 from geoseg.vector import write_vector
 
-from conftest import DEFAULT_CRS, DEFAULT_TRANSFORM, write_raster
+from factories import DEFAULT_CRS, DEFAULT_TRANSFORM, write_raster
 
 H, W = 96, 112
 

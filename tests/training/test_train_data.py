@@ -18,6 +18,7 @@ from geoseg.training.data import (
     load_dataset,
     make_tf_dataset,
     normalization_for,
+    open_split,
     spatial_holdout,
     split_rows,
 )
@@ -54,13 +55,14 @@ def test_custom_ignore_index_remaps_unlabeled(tiny_dataset):
     assert (lab[:4, :4] == 7).all() and (lab[-3:, -3:] == 7).all()
 
 
-def test_tf_dataset_shapes_and_meanstd(tiny_dataset):
+@pytest.mark.parametrize("cache", [True, False])
+def test_tf_dataset_shapes_and_meanstd(tiny_dataset, cache):
     ds = tiny_dataset()
     info = load_dataset(ds)
     train, val = split_rows(info)
     norm = normalization_for(info, "meanstd")
-    arrays = cache_arrays(PatchReader(info, val), "val")
-    batches = list(make_tf_dataset(arrays, norm, info.nodata, 3, training=False))
+    source = open_split(info, val, "val", ignore_index=255, cache=cache, fallback_dir=None)
+    batches = list(make_tf_dataset(source, norm, info.nodata, 3, training=False))
     assert [tuple(b[0].shape) for b in batches] == [(3, 32, 32, 4), (1, 32, 32, 4)]
     x, y = batches[0]
     assert x.dtype.name == "float32" and y.dtype.name == "uint8" and tuple(y.shape) == (3, 32, 32)
@@ -179,6 +181,8 @@ def test_label_beyond_num_classes(tiny_dataset):
     info = load_dataset(ds)
     with pytest.raises(DatasetError, match="holds class 2 but dataset.json defines 2 classes"):
         cache_arrays(PatchReader(info, split_rows(info)[0]), "train")
+    with pytest.raises(DatasetError, match="holds class 2"):  # --no-cache checks all labels up front
+        open_split(info, split_rows(info)[0], "train", ignore_index=255, cache=False, fallback_dir=None)
 
 
 def test_missing_patch_file(tiny_dataset):

@@ -3,7 +3,7 @@
 Threshold (documented in geoseg/training/README.md): validation mIoU >= 0.50, at least 0.25 above
 the majority-class baseline (predict background everywhere, about 0.13 here), and the sparse
 ``building`` class (7% of training pixels) at IoU >= 0.30. With seed 0 the run reaches
-mIoU 0.82 / building IoU 0.65 in about 30 s on 2 CPU cores.
+mIoU 0.73 / building IoU 0.84 (baseline mIoU 0.137) in about 16 s of training on 2 CPU cores.
 """
 
 from __future__ import annotations
