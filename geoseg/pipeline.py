@@ -29,7 +29,8 @@ from typing import Any
 import yaml
 
 from geoseg.cli import add_common_options, load_yaml, make_main, option_names
-from geoseg.errors import ConfigError, GeoSegError, InputNotFoundError
+from geoseg.errors import ConfigError, InputNotFoundError
+from geoseg.raster import RASTER_SUFFIXES
 
 log = logging.getLogger(__name__)
 
@@ -234,10 +235,14 @@ def _run_all(doc: dict, steps: list[str], out: Path, common: list[str], args, sa
     if doc.get("quicklook", True) and pred_labels[0].exists():
         from geoseg.quicklook import quicklook
 
-        png = quicklook(scenes[0], labels[0] if labels else None, pred_labels[0], out / "quicklook.png",
-                        classes=bundle / "geoseg.json")
+        truth = labels[0] if labels and _is_raster(labels[0]) else None  # vector truth: no panel
+        png = quicklook(scenes[0], truth, pred_labels[0], out / "quicklook.png", classes=bundle / "geoseg.json")
         paths["quicklook"] = str(png)
     return paths
+
+
+def _is_raster(path: str | Path) -> bool:
+    return Path(path).suffix.lower() in RASTER_SUFFIXES
 
 
 def _as_list(v) -> list:
@@ -257,7 +262,7 @@ def _holdout_labels(dataset: Path, scenes: list[Path], labels: list[Path], folde
     out = []
     for scene, label in zip(scenes, labels):
         wins = windows_of_split(dataset / "index.csv", scene, split)
-        if not wins or Path(label).suffix.lower() not in (".tif", ".tiff", ".vrt", ".img"):
+        if not wins or not _is_raster(label):
             # no held-out windows, or vector labels: score the whole scene
             out.append(label)
             continue
@@ -267,14 +272,17 @@ def _holdout_labels(dataset: Path, scenes: list[Path], labels: list[Path], folde
     return out
 
 
+def _fmt(v) -> str:
+    return "n/a" if v is None else f"{v:.3f}"
+
+
 def _summary(doc: dict, paths: dict, say) -> None:
     say("")
     say(f"pipeline {doc.get('name', '')} done in {paths['elapsed_s']} s")
     if "report" in paths and Path(paths["report"]).exists():
-        rep = json.loads(Path(paths["report"]).read_text())
-        m = rep.get("metrics", rep)
-        say(f"  held-out mIoU {m.get('miou', float('nan')):.3f}  OA {m.get('overall_accuracy', float('nan')):.3f}"
-            f"  kappa {m.get('kappa', float('nan')):.3f}")
+        m = json.loads(Path(paths["report"]).read_text())["summary"]
+        say(f"  held-out: mIoU {_fmt(m.get('mean_iou'))}  F1 {_fmt(m.get('mean_f1'))}"
+            f"  OA {_fmt(m.get('overall_accuracy'))}  kappa {_fmt(m.get('kappa'))}")
     for key in ("dataset", "bundle", "predictions", "report", "vectors", "quicklook"):
         if key in paths:
             say(f"  {key:<12} {paths[key]}")

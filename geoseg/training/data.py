@@ -3,8 +3,10 @@
 Reading: each patch pair is read once into an ``.npy`` memmap shard per split (``cache``), kept
 in ``DATASET/.geoseg_cache/`` (or ``OUT/cache/`` when the dataset folder is read-only) under a
 key that changes whenever the index or any patch file changes, so a rerun reuses it; or, without
-the cache, straight from the GeoTIFF / ``.npy`` patches on every epoch. Either way samples come
-through ``tf.numpy_function`` with parallel calls, then shuffle, augment, batch and prefetch.
+the cache, straight from the GeoTIFF / ``.npy`` patches on every epoch. Either way patches come
+through ``tf.numpy_function`` with parallel calls (shuffled, seeded), get their dihedral /
+scale-crop transform in their raw dtype, are batched, then normalized and jittered per batch
+(vectorized), and prefetched.
 
 Shapes: a batch is ``x`` ``(N, H, W, C)`` float32 (normalized, nodata pixels set to 0) and ``y``
 ``(N, H, W)`` uint8 class indices, with ``ignore_index`` wherever the label is unknown or the

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from geoseg.bundle import META_FILE, save_bundle
-from geoseg.errors import BundleError, GeoSegError, InvalidParameterError, ModelConfigError, OutputExistsError
+from geoseg.errors import BundleError, InvalidParameterError, ModelConfigError, OutputExistsError
 from geoseg.training.config import TrainConfig
 from geoseg.training.data import (
     DatasetInfo,
@@ -355,4 +355,4 @@ def _final_metrics(scores: dict[str, Any], names: list[str], k: int) -> dict[str
             "f1": num(scores["f1"]), "iou": iou}
 
 
-__all__ = ["TrainResult", "fit", "build_model", "GeoSegError"]
+__all__ = ["TrainResult", "build_model", "fit"]

@@ -1,0 +1,106 @@
+"""Every shipped pipeline YAML runs end to end on a tiny scene; the pipeline runner's own rules."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+from rasterio.windows import Window
+
+from geoseg.holdout import mask_outside_windows, windows_of_split
+from geoseg.pipeline import load_pipeline, main, to_argv
+from geoseg.sample import make_sample
+
+PIPELINES = sorted((Path(__file__).resolve().parents[2] / "pipelines").glob("*.yaml"))
+
+#: Overrides that make any shipped pipeline tiny: small tiles, one or two epochs, a small U-Net.
+TINY = [
+    "tile.size=64", "tile.stride=64", "tile.block-size=128", "tile.val-fraction=0.25", "tile.split=spatial",
+    "train.epochs=1", "train.batch-size=8", "train.model=unet", "train.backbone=null", "train.weights=null",
+    "train.mixed-precision=false",
+    "train.model-args={encoder_depth: 2, encoder_filters: 4, dropout: 0.0}",
+    "train.tensorboard=false", "predict.stride=32", "predict.cog=false", "predict.batch-size=8",
+]
+
+
+def test_pipeline_files_exist():
+    assert any(p.name == "demo.yaml" for p in PIPELINES)
+    assert len(PIPELINES) >= 2
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", PIPELINES, ids=[p.stem for p in PIPELINES])
+def test_shipped_pipeline_runs_on_a_tiny_scene(path, tmp_path, capsys):
+    overrides = list(TINY)
+    doc = load_pipeline(path)
+    if "sample" in doc:
+        overrides.append("sample.size=192")
+    else:  # real-data recipes: point their inputs at a tiny synthetic scene
+        s = make_sample(tmp_path / "inputs", size=192, seed=3)
+        overrides += [f"inputs.scenes=[{s.scene}]", f"inputs.labels=[{s.polygons}]",
+                      f"inputs.classes={s.classes}", "tile.burn-value=null", "tile.label-field=class_id",
+                      "tile.bands=null", "evaluate.burn-value=null", "evaluate.label-field=class_id"]
+    argv = [str(path), "--out", str(tmp_path / "run"), "--quiet"]
+    for o in overrides:
+        argv += ["--set", o]
+    assert main(argv) == 0, capsys.readouterr().err
+    run = tmp_path / "run"
+    meta = json.loads((run / "bundle" / "geoseg.json").read_text())
+    scene = "scene"  # the sample's scene.tif, or the tiny synthetic scene given as inputs
+    label = run / "pred" / f"{scene}_label.tif"
+    with rasterio.open(label) as ds:
+        pred = ds.read(1)
+        assert ds.crs is not None and pred.max() < meta["num_classes"]
+    report = json.loads((run / "report" / "report.json").read_text())
+    assert 0.0 <= report["summary"]["overall_accuracy"] <= 1.0
+    assert (run / "quicklook.png").stat().st_size > 1000
+    assert list((run / "vectors").glob("*.gpkg"))
+
+
+def test_to_argv_uses_cli_option_names():
+    argv = to_argv({"size": 64, "augment": False, "tta": True, "bands": [1, 2], "model-args": {"depth": 2},
+                    "stride": None}, negatable={"--no-augment"})
+    assert argv == ["--size", "64", "--no-augment", "--tta", "--bands", "1,2", "--model-args", '{"depth": 2}']
+
+
+def test_unknown_keys_are_rejected_with_the_valid_ones(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("sample: {size: 64}\ntraning: {epochs: 1}\n")
+    assert main([str(bad), "--out", str(tmp_path / "o")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and "traning" in err and "train" in err
+    bad.write_text("sample: {size: 64}\ntile: {sise: 64}\n")
+    assert main([str(bad), "--out", str(tmp_path / "o")]) == 1
+    err = capsys.readouterr().err
+    assert "step 'tile': unknown key(s) sise" in err and "size" in err
+
+
+def test_failing_step_stops_the_pipeline(tmp_path, capsys):
+    doc = tmp_path / "p.yaml"
+    doc.write_text("inputs: {scenes: [missing.tif], labels: [missing_labels.tif]}\n")
+    assert main([str(doc), "--out", str(tmp_path / "o"), "--steps", "tile"]) == 1
+    err = capsys.readouterr().err
+    assert "missing.tif" in err
+
+
+def test_holdout_masks_everything_outside_val_windows(tmp_path):
+    lab = np.arange(40 * 50, dtype=np.uint32).reshape(40, 50) % 5
+    path = tmp_path / "labels.tif"
+    with rasterio.open(path, "w", driver="GTiff", width=50, height=40, count=1, dtype="uint8",
+                       crs="EPSG:32633", transform=rasterio.transform.from_origin(500000, 4600000, 1, 1)) as ds:
+        ds.write(lab.astype(np.uint8), 1)
+    index = tmp_path / "index.csv"
+    index.write_text("id,scene,split,row_off,col_off,width,height\n"
+                     "a,/x/labels.tif,val,0,10,20,16\nb,/x/labels.tif,train,20,0,16,16\n")
+    wins = windows_of_split(index, "labels.tif", "val")
+    assert wins == [Window(10, 0, 20, 16)]
+    out = mask_outside_windows(path, wins, tmp_path / "held.tif", block_rows=7)
+    with rasterio.open(out) as ds:
+        got = ds.read(1)
+        assert ds.transform == rasterio.transform.from_origin(500000, 4600000, 1, 1)
+    expect = np.full((40, 50), 255, np.uint8)
+    expect[0:16, 10:30] = lab[0:16, 10:30]
+    np.testing.assert_array_equal(got, expect)
