@@ -167,8 +167,10 @@ class PredictionWriter:
 
     # -- lifecycle -----------------------------------------------------------------------------
     def __enter__(self) -> PredictionWriter:
+        # No gdal_env held for the writer's lifetime: rasterio's Env is a thread-local stack, and
+        # with dask several scenes' writers are open at once and finish in any order. Each I/O
+        # call below takes its own short (LIFO) gdal_env instead, so the block-cache cap holds.
         try:
-            self._stack.enter_context(gdal_env())
             for kind, final in (("label", self.paths.label), ("prob", self.paths.prob)):
                 if final is None:
                     continue
@@ -206,13 +208,14 @@ class PredictionWriter:
         if self._next_row != self.info.height:
             raise RuntimeError(f"writer got rows up to {self._next_row} of {self.info.height}")
         self._flush()
-        self._close_datasets()
+        with gdal_env():
+            self._close_datasets()
         if self.cog:
             for kind, src in self._written.items():
                 resampling = "nearest" if kind == "label" else "average"
                 opts = cog_options(self.compress, block=self.block, resampling=resampling)
                 opts["predictor"] = "YES" if self.compress != "none" else "NO"
-                with warnings.catch_warnings():
+                with warnings.catch_warnings(), gdal_env():
                     warnings.simplefilter("ignore", NotGeoreferencedWarning)
                     rasterio.shutil.copy(src, self._finals[kind], **opts)
 
@@ -230,7 +233,7 @@ class PredictionWriter:
             nodata = float("nan") if dtype == "float32" else PROB_UINT8_NODATA
         prof = tiled_profile(info.width, info.height, count, dtype, info.crs, info.transform, nodata,
                              compress=self.compress, block=self.block)
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), gdal_env():
             warnings.simplefilter("ignore", NotGeoreferencedWarning)
             ds = rasterio.open(path, "w", **prof)
         ds.update_tags(**self.tags)
@@ -272,8 +275,9 @@ class PredictionWriter:
         if n == 0:
             return
         win = Window(0, self._buf_row, self.info.width, n)
-        self._datasets["label"].write(self._label_buf[:n], 1, window=win)
-        if "prob" in self._datasets:
-            self._datasets["prob"].write(self._prob_buf[:, :n], window=win)
+        with gdal_env():
+            self._datasets["label"].write(self._label_buf[:n], 1, window=win)
+            if "prob" in self._datasets:
+                self._datasets["prob"].write(self._prob_buf[:, :n], window=win)
         self._buf_row += n
         self._buf_n = 0

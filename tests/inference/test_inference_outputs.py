@@ -92,3 +92,22 @@ def test_scene_without_crs_is_predicted_with_a_warning(identity_bundle, make_ras
         assert ds.crs is None and (ds.width, ds.height) == (40, 40)
         with rasterio.open(scene) as src:
             assert np.array_equal(ds.read(), src.read().astype(np.float32))
+
+
+def test_writers_of_several_scenes_may_finish_in_any_order(make_raster, tmp_path):
+    """Regression: with dask several scenes' writers are open at once; closing them out of
+    order once broke rasterio's thread-local Env stack ("No GDAL environment exists")."""
+    from geoseg.classes import ClassMap
+    from geoseg.inference.writers import PredictionWriter, output_paths
+    from geoseg.raster import open_scene
+
+    infos = [open_scene(make_raster(f"s{i}.tif", height=20, width=30, bands=1)) for i in range(2)]
+    writers = [PredictionWriter(output_paths(i.path, tmp_path / "out"), i, ClassMap.default(2), 2).__enter__()
+               for i in infos]
+    for w in writers:
+        w.write(0, np.zeros((20, 30), np.uint8), np.zeros((2, 20, 30), np.uint8))
+    writers[0].__exit__(None, None, None)  # first opened, first closed: not LIFO
+    writers[1].__exit__(None, None, None)
+    for i in infos:
+        with rasterio.open(tmp_path / "out" / f"{i.path.stem}_label.tif") as ds:
+            assert ds.read(1).shape == (20, 30)
