@@ -22,7 +22,7 @@ test-fast: install
 	$(PY) -m pytest -q -m "not slow"
 
 demo: install
-	$(PY) -m geoseg.pipeline pipelines/demo.yaml
+	$(PY) -m geoseg.pipeline pipelines/demo.yaml --overwrite
 
 bench: install
 	$(PY) benchmarks/bench_tile.py
