@@ -184,3 +184,17 @@ def test_console_script_lists_commands():
     assert out.returncode == 0 and "tile" in out.stdout and "predict" in out.stdout
     bad = subprocess.run([sys.executable, "-m", "geoseg", "nope"], capture_output=True, text=True, cwd=ROOT)
     assert bad.returncode == 2 and "unknown command" in bad.stderr
+
+
+def test_output_profiles():
+    from affine import Affine
+
+    from geoseg.profiles import FAST_LEVEL, cog_options, patch_profile, tiled_profile
+
+    t = tiled_profile(1000, 800, 5, "uint8", None, Affine.identity(), 255, compress="deflate")
+    assert (t["tiled"], t["blockxsize"], t["compress"], t["zlevel"], t["predictor"]) == (True, 512, "DEFLATE", FAST_LEVEL, 2)
+    assert tiled_profile(10, 10, 1, "float32", None, Affine.identity(), None, compress="zstd")["predictor"] == 3
+    assert "compress" not in tiled_profile(10, 10, 1, "uint8", None, Affine.identity(), None, compress="none")
+    assert cog_options("zstd")["level"] == FAST_LEVEL and cog_options("lzw")["compress"] == "LZW"
+    p = patch_profile(512, 512, 4, "uint8", None, Affine.identity(), 0)
+    assert p["tiled"] and "compress" not in p  # uncompressed patches by default (GDAL's default)
