@@ -16,6 +16,7 @@ import dataclasses
 import json
 import logging
 import math
+import os
 import shutil
 import time
 from collections import Counter
@@ -192,6 +193,7 @@ class BatchTask:
     colormap: dict[int, tuple[int, int, int, int]] | None
     cache_mb: int
     seed: int
+    write_thread: bool = False  # overlap writing with reading (only where a core is spare)
 
 
 @dataclass
@@ -419,6 +421,10 @@ def _tile_batch(task: BatchTask) -> BatchResult:
     fill = task.nodata if task.nodata is not None else 0
     with contextlib.ExitStack() as stack:
         stack.enter_context(gdal_env(task.cache_mb))
+        # Patch files are written on a second thread (GDAL releases the GIL while it writes)
+        # while this one reads, masks and counts the next window; the batch returns only when
+        # every write is done, so the journal never lists a patch that is not on disk.
+        writes = stack.enter_context(_BackgroundWrites(depth=4 if task.write_thread else 0))
         ds = stack.enter_context(rasterio.open(task.scene))
         lab = stack.enter_context(open_labels(task.labels)) if task.labels is not None else None
         if lab is not None:
@@ -453,12 +459,13 @@ def _tile_batch(task: BatchTask) -> BatchResult:
                     dropped["labeled"] += 1
                     continue
             transform = window_transform(win, ds.transform)
-            writer.write_patch(img_path, data, transform, ds.crs, task.nodata, fmt=task.fmt, compress=task.compress)
+            writes.submit(writer.write_patch, img_path, data, transform, ds.crs, task.nodata, fmt=task.fmt,
+                          compress=task.compress)
             label_rel = ""
             if labels is not None:
                 lab_path = writer.patch_path(task.out, "labels", pid, task.fmt)
-                writer.write_label(lab_path, labels, transform, ds.crs, fmt=task.fmt, compress=task.compress,
-                                   colormap=task.colormap)
+                writes.submit(writer.write_label, lab_path, labels, transform, ds.crs, fmt=task.fmt,
+                              compress=task.compress, colormap=task.colormap)
                 label_rel = f"labels/{lab_path.name}"
             if split == "train":
                 stats.update(data, valid)
@@ -471,6 +478,43 @@ def _tile_batch(task: BatchTask) -> BatchResult:
                 "counts": counts,
             })
     return BatchResult(rows=rows, stats=stats, dropped=dropped)
+
+
+class _BackgroundWrites:
+    """At most ``depth`` patch writes in flight on one background thread.
+
+    Leaving the context waits for every write and re-raises the first failure.
+    """
+
+    def __init__(self, depth: int = 4):
+        from concurrent.futures import ThreadPoolExecutor
+
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="geoseg-tile-write")
+        self._pending: list = []
+        self._depth = depth
+
+    def __enter__(self) -> _BackgroundWrites:
+        return self
+
+    def submit(self, fn, *args, **kwargs) -> None:
+        if self._depth == 0:  # no spare core: write here
+            fn(*args, **kwargs)
+            return
+        while len(self._pending) >= self._depth:  # bounded memory: patches waiting to be written
+            self._pending.pop(0).result()
+        # No Env of its own: rasterio makes a default one per call in this thread, which leaves
+        # the process-wide block-cache cap set by the batch's gdal_env untouched.
+        self._pending.append(self._pool.submit(fn, *args, **kwargs))
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        try:
+            for fut in self._pending:
+                if exc_type is None:
+                    fut.result()
+                else:
+                    fut.cancel()
+        finally:
+            self._pool.shutdown(wait=True)
 
 
 def _valid(data: np.ndarray, nodata: float | None, win: Window, height: int, width: int, inside: bool) -> np.ndarray:
@@ -526,6 +570,9 @@ def _cache_mb(cfg: TileConfig, info: SceneInfo, n_bands: int) -> int:
 def _make_tasks(cfg: TileConfig, plans: list[_ScenePlan], done: set[str], out: Path, bands: tuple[int, ...],
                 colormap: dict | None) -> list[BatchTask]:
     tasks = []
+    # One local worker leaves a core idle: give it the patch writes. A cluster or several local
+    # workers already keep every core busy, where a second thread per worker only competes.
+    spare_core = cfg.scheduler is None and cfg.workers <= 1 and (os.cpu_count() or 1) > 1
     for p in plans:
         items = [(int(w.row_off), int(w.col_off), int(w.height), int(w.width), pid, s)
                  for w, pid, s in zip(p.windows, p.ids, p.splits) if s is not None]
@@ -537,7 +584,7 @@ def _make_tasks(cfg: TileConfig, plans: list[_ScenePlan], done: set[str], out: P
                 done=frozenset(it[4] for it in chunk if it[4] in done), out=out, bands=bands,
                 dtype=p.info.dtype, nodata=p.info.nodata, fmt=cfg.format, compress=cfg.compress,
                 max_nodata=cfg.max_nodata, min_labeled=cfg.min_labeled, colormap=colormap,
-                cache_mb=cache, seed=cfg.seed + len(tasks)))
+                cache_mb=cache, seed=cfg.seed + len(tasks), write_thread=spare_core))
     return tasks
 
 
