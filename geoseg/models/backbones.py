@@ -234,7 +234,9 @@ def load_backbone_weights(model, name: str, weights: str, **kwargs: Any) -> list
         if "include_preprocessing" in args:  # the published weights come with keras' own preprocessing
             args["include_preprocessing"] = True
         try:
-            source = ctor(include_top=False, weights="imagenet", input_shape=(None, None, 3), **args)
+            with warnings.catch_warnings():  # "weights for (224, 224) loaded as default": expected
+                warnings.filterwarnings("ignore", message=".*input_shape. is undefined or non-square")
+                source = ctor(include_top=False, weights="imagenet", input_shape=(None, None, 3), **args)
         except Exception as exc:  # urllib/HTTP/SSL/OS errors all end here
             raise ModelConfigError(
                 f"cannot download ImageNet weights for backbone {name!r} ({str(exc).splitlines()[0][:120]}); "
