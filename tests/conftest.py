@@ -7,9 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import rasterio
-from affine import Affine
-from rasterio.crs import CRS
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("MPLBACKEND", "Agg")

@@ -105,7 +105,7 @@ def iter_window_batches(path: str | Path, plan: ScenePlan, bands: Sequence[int],
     (NaN nodata in float scenes) are replaced by 0 after normalization so that they cannot
     spread through the model into valid pixels.
     """
-    tile, stride = plan.tile, plan.stride
+    tile = plan.tile
     rows_todo = plan.rows if window_rows is None else window_rows
     with gdal_env(), rasterio.open(path) as ds:
         nodata = ds.nodata if nodata is None else nodata

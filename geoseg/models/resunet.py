@@ -17,14 +17,9 @@ from collections.abc import Sequence
 
 import keras
 
-from geoseg.models.unet import load_own_weights
+from geoseg.models.unet import check_unet_args, load_own_weights
 from geoseg.models.vgg_layers import (
     builder,
-    check_build_args,
-    check_choice,
-    check_no_backbone,
-    check_positive_int,
-    check_rate,
     output_head,
 )
 
@@ -77,12 +72,9 @@ def build_resunet(num_classes: int, input_shape: Sequence, backbone: str | None 
         dropout: dropout rate after the bridge (0 disables it; the paper uses none).
     """
     name = "resunet"
-    depth = check_positive_int(name, "encoder_depth", encoder_depth)
-    filters = check_positive_int(name, "encoder_filters", encoder_filters)
-    dropout = check_rate(name, "dropout", dropout)
-    check_choice(name, "decoder_upsampling", decoder_upsampling, UPSAMPLING)
-    shape = check_build_args(name, num_classes, input_shape, 2**depth, output_stride, activation)
-    check_no_backbone(name, backbone)
+    depth, filters, dropout, shape = check_unet_args(
+        name, num_classes, input_shape, backbone, output_stride, activation, encoder_depth, encoder_filters,
+        dropout, decoder_upsampling, UPSAMPLING)
 
     inputs = keras.Input(shape, name="image")
     x, skips = inputs, []

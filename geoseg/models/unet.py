@@ -75,6 +75,23 @@ def up_conv(x, filters: int, name: str, mode: str):
     return keras.layers.Conv2D(filters, 2, padding="same", name=name)(x)
 
 
+def check_unet_args(name: str, num_classes: int, input_shape: Sequence, backbone: str | None,
+                    output_stride: int | None, activation: str | None, encoder_depth: int, encoder_filters: int,
+                    dropout: float, decoder_upsampling: str, upsampling_choices: Sequence[str]):
+    """Validate the arguments the U-Net family shares; returns ``(depth, filters, dropout, input_shape)``.
+
+    Raises:
+        ModelConfigError: a value out of range, a backbone given, or H/W not a multiple of ``2**depth``.
+    """
+    depth = check_positive_int(name, "encoder_depth", encoder_depth)
+    filters = check_positive_int(name, "encoder_filters", encoder_filters)
+    dropout = check_rate(name, "dropout", dropout)
+    check_choice(name, "decoder_upsampling", decoder_upsampling, upsampling_choices)
+    shape = check_build_args(name, num_classes, input_shape, 2**depth, output_stride, activation)
+    check_no_backbone(name, backbone)
+    return depth, filters, dropout, shape
+
+
 @builder
 def build_unet(num_classes: int, input_shape: Sequence, backbone: str | None = None, weights=None,
                output_stride: int | None = 16, activation: str | None = "softmax", *,
@@ -96,12 +113,9 @@ def build_unet(num_classes: int, input_shape: Sequence, backbone: str | None = N
         dropout: dropout rate at the end of the contracting path (0 disables it).
     """
     name = "unet"
-    depth = check_positive_int(name, "encoder_depth", encoder_depth)
-    filters = check_positive_int(name, "encoder_filters", encoder_filters)
-    dropout = check_rate(name, "dropout", dropout)
-    check_choice(name, "decoder_upsampling", decoder_upsampling, UPSAMPLING)
-    shape = check_build_args(name, num_classes, input_shape, 2**depth, output_stride, activation)
-    check_no_backbone(name, backbone)
+    depth, filters, dropout, shape = check_unet_args(
+        name, num_classes, input_shape, backbone, output_stride, activation, encoder_depth, encoder_filters,
+        dropout, decoder_upsampling, UPSAMPLING)
 
     inputs = keras.Input(shape, name="image")
     x, skips = inputs, []
