@@ -242,3 +242,23 @@ def test_background_writes_wait_and_reraise():
     with _BackgroundWrites(depth=0) as w:  # no spare core: written at once, in this thread
         w.submit(inline.append, 1)
         assert inline == [1]
+
+
+@pytest.mark.parametrize("bands", [1, 3, 4])
+def test_uint8_statistics_counted_two_bands_at_a_time_are_exact(bands):
+    from geoseg.tiling.stats import BandStats
+
+    rng = np.random.default_rng(bands)
+    patches = [rng.integers(0, 256, size=(bands, 40, 50), dtype=np.uint8) for _ in range(3)]
+    masks = [np.ones((40, 50), bool), rng.random((40, 50)) > 0.3, np.zeros((40, 50), bool)]
+    st = BandStats("uint8", bands)
+    for d, m in zip(patches, masks):
+        st.update(d, m)
+    res = st.result()
+    for b in range(bands):
+        v = np.concatenate([d[b][m] for d, m in zip(patches, masks)])
+        want = np.bincount(v, minlength=256)
+        np.testing.assert_array_equal(st.hist[b], want)
+        assert res["mean"][b] == pytest.approx(v.mean()) and res["std"][b] == pytest.approx(v.std())
+        assert (res["min"][b], res["max"][b]) == (v.min(), v.max())
+    assert res["pixels"] == sum(int(m.sum()) for m in masks)
