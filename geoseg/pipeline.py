@@ -67,7 +67,9 @@ def _set(doc: dict, assignment: str) -> None:
     parts = key.split(".")
     node = doc
     for part in parts[:-1]:
-        node = node.setdefault(part, {}) if isinstance(node.get(part, {}), dict) else {}
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"--set {assignment}: {part!r} is not a mapping in the pipeline file")
     node[parts[-1]] = yaml.safe_load(value)
 
 
@@ -215,7 +217,7 @@ def _run_all(doc: dict, steps: list[str], out: Path, common: list[str], args, sa
     paths["predictions"] = [str(p) for p in pred_labels]
 
     if "evaluate" in steps and labels:
-        holdout = _holdout_labels(dataset, scenes, labels, out / "holdout", doc.get("evaluate_on", "val"))
+        holdout = _holdout_labels(dataset, scenes, labels, out / "holdout", "val")
         say(f"[evaluate] scoring the held-out area into {report}")
         num_classes = json.loads((bundle / "geoseg.json").read_text())["num_classes"]
         opts = dict(doc.get("evaluate") or {})

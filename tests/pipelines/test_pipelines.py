@@ -104,3 +104,10 @@ def test_holdout_masks_everything_outside_val_windows(tmp_path):
     expect = np.full((40, 50), 255, np.uint8)
     expect[0:16, 10:30] = lab[0:16, 10:30]
     np.testing.assert_array_equal(got, expect)
+
+
+def test_set_into_a_non_mapping_is_refused(tmp_path, capsys):
+    doc = tmp_path / "p.yaml"
+    doc.write_text("sample: {size: 64}\nvectorize: false\n")
+    assert main([str(doc), "--out", str(tmp_path / "o"), "--set", "vectorize.min-area=2"]) == 1
+    assert "'vectorize' is not a mapping" in capsys.readouterr().err
