@@ -30,7 +30,7 @@ def make_inputs(folder: Path, size: int, classes: int) -> tuple[Path, Path, Path
     import rasterio
     from affine import Affine
 
-    from geoseg.profiles import tiled_profile
+    from geoseg.io.profiles import tiled_profile
 
     t = Affine(0.5, 0, 500000.0, 0, -0.5, 4649776.0)
     prof = tiled_profile(size, size, 1, "uint8", "EPSG:32633", t, 255)

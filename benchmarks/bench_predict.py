@@ -42,7 +42,7 @@ def _rss_mb() -> float:
 
 
 def make_scene(work: Path, size: int) -> Path:
-    from geoseg.sample import make_sample
+    from geoseg.apps.sample import make_sample
 
     folder = work / f"sample_{size}"
     scene = folder / "scene.tif"
@@ -59,7 +59,7 @@ def make_mosaic_scene(work: Path, width: int, height: int, side: int = 1024) -> 
     import rasterio
     from rasterio.windows import Window
 
-    from geoseg.profiles import tiled_profile
+    from geoseg.io.profiles import tiled_profile
 
     path = work / f"mosaic_{width}x{height}.tif"
     if path.exists():
@@ -78,7 +78,7 @@ def make_mosaic_scene(work: Path, width: int, height: int, side: int = 1024) -> 
 def make_bundle(work: Path, tile: int, filters: int, depth: int) -> Path:
     import keras
 
-    from geoseg.bundle import save_bundle
+    from geoseg.io.bundle import save_bundle
     from geoseg.models import get_model
 
     d = work / f"unet_f{filters}_d{depth}_t{tile}"
@@ -96,10 +96,10 @@ def make_bundle(work: Path, tile: int, filters: int, depth: int) -> Path:
 
 def phase_forward(bundle_dir: str, scene: str, batch: int) -> dict:
     """Pure model time on as many windows as the scene has (a few real batches, cycled)."""
-    from geoseg.bundle import load_bundle
+    from geoseg.io.bundle import load_bundle
     from geoseg.inference.forward import Forward
     from geoseg.inference.reader import ScenePlan, iter_window_batches
-    from geoseg.raster import open_scene
+    from geoseg.io.raster import open_scene
 
     bundle = load_bundle(bundle_dir)
     info = open_scene(scene)
@@ -120,7 +120,7 @@ def phase_forward(bundle_dir: str, scene: str, batch: int) -> dict:
 
 
 def phase_geoseg(bundle_dir: str, scene: str, batch: int, out: str) -> dict:
-    from geoseg.bundle import load_bundle
+    from geoseg.io.bundle import load_bundle
     from geoseg.inference import predict_scene
 
     bundle = load_bundle(bundle_dir)
@@ -135,10 +135,10 @@ def phase_naive(bundle_dir: str, scene: str, batch: int, out: str) -> dict:
     import numpy as np
     import rasterio
 
-    from geoseg.bundle import load_bundle
-    from geoseg.normalization import normalize
-    from geoseg.profiles import tiled_profile
-    from geoseg.tiling.windows import axis_offsets
+    from geoseg.io.bundle import load_bundle
+    from geoseg.io.normalization import normalize
+    from geoseg.io.profiles import tiled_profile
+    from geoseg.io.windows import axis_offsets
 
     bundle = load_bundle(bundle_dir)
     model, t, s = bundle.model, bundle.tile_size, bundle.stride

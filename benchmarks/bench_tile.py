@@ -61,7 +61,7 @@ def raw_read(scene: Path) -> tuple[float, float]:
     """Seconds to read every block once, and MB of pixels read."""
     import rasterio
 
-    from geoseg.raster import gdal_env
+    from geoseg.io.raster import gdal_env
 
     t0 = time.perf_counter()
     nbytes = 0
@@ -88,7 +88,7 @@ def main() -> int:
     work = Path(args.workdir)
     sample_dir = work / f"sample_{size}"
     if not (sample_dir / "scene.tif").exists():
-        from geoseg.sample import make_sample
+        from geoseg.apps.sample import make_sample
 
         t0 = time.perf_counter()
         make_sample(sample_dir, size=size, bands=4, dtype="uint8", seed=0)

@@ -36,8 +36,8 @@ def peak_rss_mb() -> float:
 
 
 def make_dataset(root: Path, size: int) -> Path:
-    from geoseg.sample import make_sample
-    from geoseg.tile import main as tile_main
+    from geoseg.apps.sample import make_sample
+    from geoseg.cli.tile import main as tile_main
 
     sample = make_sample(root / "sample", size=4 * size, seed=1)
     ds = root / "dataset"

@@ -8,14 +8,14 @@ from collections.abc import Sequence
 
 #: command -> (module, one-line summary). Modules are imported only when their command runs.
 COMMANDS = {
-    "sample": ("geoseg.sample", "write the synthetic sample scene, labels and polygons"),
-    "tile": ("geoseg.tile", "cut scenes and labels into georeferenced training patches"),
-    "train": ("geoseg.train", "train a model on a tiled dataset and write a bundle"),
-    "predict": ("geoseg.predict", "predict whole scenes into probability and label rasters"),
-    "evaluate": ("geoseg.evaluate", "compare predictions with labels: confusion matrix, IoU, F1, kappa"),
-    "vectorize": ("geoseg.vectorize", "turn a label raster into polygons"),
-    "labels": ("geoseg.labels", "convert color-coded labels to class indices and back"),
-    "pipeline": ("geoseg.pipeline", "run a YAML pipeline (sample -> tile -> train -> predict -> evaluate)"),
+    "sample": ("geoseg.cli.sample", "write the synthetic sample scene, labels and polygons"),
+    "tile": ("geoseg.cli.tile", "cut scenes and labels into georeferenced training patches"),
+    "train": ("geoseg.cli.train", "train a model on a tiled dataset and write a bundle"),
+    "predict": ("geoseg.cli.predict", "predict whole scenes into probability and label rasters"),
+    "evaluate": ("geoseg.cli.evaluate", "compare predictions with labels: confusion matrix, IoU, F1, kappa"),
+    "vectorize": ("geoseg.cli.vectorize", "turn a label raster into polygons"),
+    "labels": ("geoseg.cli.labels", "convert color-coded labels to class indices and back"),
+    "pipeline": ("geoseg.cli.pipeline", "run a YAML pipeline (sample -> tile -> train -> predict -> evaluate)"),
 }
 
 

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import rasterio
 
-import geoseg.labels as labels_mod
-from geoseg.classes import ClassMap, classes_from_tags
-from geoseg.labels import main
+import geoseg.convert.colors as labels_mod
+from geoseg.io.classes import ClassMap, classes_from_tags
+from geoseg.cli.labels import main
 
 PALETTE = ClassMap.from_names(["background", "building", "road", "water"])
 

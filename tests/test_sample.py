@@ -9,10 +9,11 @@ import pytest
 import rasterio
 from rasterio.features import rasterize
 
-from geoseg.classes import classes_from_tags, load_palette
+from geoseg.io.classes import classes_from_tags, load_palette
 from geoseg.errors import InvalidParameterError, OutputExistsError
-from geoseg.sample import SAMPLE_CLASSES, main, make_sample
-from geoseg.vector import read_vector
+from geoseg.apps.sample import SAMPLE_CLASSES, make_sample
+from geoseg.cli.sample import main
+from geoseg.io.vector import read_vector
 
 
 @pytest.fixture(scope="module")

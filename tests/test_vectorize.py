@@ -11,11 +11,11 @@ import shapely
 from affine import Affine
 from rasterio.features import rasterize
 
-from geoseg.classes import ClassMap
+from geoseg.io.classes import ClassMap
 from geoseg.errors import OutputExistsError
-from geoseg.polygons import iter_polygons, vectorize
-from geoseg.vector import read_vector
-from geoseg.vectorize import main
+from geoseg.convert.polygons import iter_polygons, vectorize
+from geoseg.io.vector import read_vector
+from geoseg.cli.vectorize import main
 
 # An awkward transform: 0.3 m pixels at a non-round origin, so CRS coordinates are not exact binary.
 TRANSFORM = Affine(0.3, 0.0, 500000.1, 0.0, -0.3, 4649776.7)
@@ -137,7 +137,7 @@ def test_cli_palette_driver_and_errors(labels, make_raster, tmp_path, capsys):
 
 
 def test_sample_scene_round_trip(tmp_path):
-    from geoseg.sample import make_sample
+    from geoseg.apps.sample import make_sample
 
     files = make_sample(tmp_path / "s", size=256, seed=5)
     whole = [(c, shapely.normalize(g).wkb) for gs, cs in iter_polygons(files.labels, block_size=256)

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from geoseg.classes import IGNORE_INDEX
+from geoseg.io.classes import IGNORE_INDEX
 from geoseg.errors import InvalidParameterError, LabelValueError
 
 

@@ -17,13 +17,13 @@ from pathlib import Path
 
 import numpy as np
 
-from geoseg.classes import CLASSES_TAG, IGNORE_INDEX, ClassMap, classes_from_tags, load_palette
+from geoseg.io.classes import CLASSES_TAG, IGNORE_INDEX, ClassMap, classes_from_tags, load_palette
 from geoseg.errors import InvalidParameterError, LabelValueError, NoOverlapError
 from geoseg.evaluation.confusion import ClassValueError, ConfusionMatrix
 from geoseg.evaluation.metrics import Metrics, average_metrics, compute_metrics
 from geoseg.evaluation.pairing import Pair, pair_inputs
 from geoseg.evaluation.reader import DEFAULT_MAX_PIXELS, PairReader, open_label, open_prediction
-from geoseg.raster import gdal_env
+from geoseg.io.raster import gdal_env
 
 log = logging.getLogger("geoseg.evaluation")
 

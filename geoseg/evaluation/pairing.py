@@ -22,10 +22,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from geoseg.atomic import TMP_MARK
+from geoseg.io.atomic import TMP_MARK
 from geoseg.errors import InputNotFoundError, InvalidParameterError
-from geoseg.raster import RASTER_SUFFIXES, expand_inputs
-from geoseg.vector import DRIVERS
+from geoseg.io.raster import RASTER_SUFFIXES, expand_inputs
+from geoseg.io.vector import DRIVERS
 
 VECTOR_SUFFIXES = tuple(DRIVERS)
 

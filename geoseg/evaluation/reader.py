@@ -40,8 +40,8 @@ from geoseg.errors import (
     VectorLabelError,
 )
 from geoseg.evaluation.pairing import Pair
-from geoseg.raster import SceneInfo, open_scene, same_grid
-from geoseg.tiling.windows import window_bounds, window_transform
+from geoseg.io.raster import SceneInfo, open_scene, same_grid
+from geoseg.io.windows import window_bounds, window_transform
 
 log = logging.getLogger("geoseg.evaluation")
 
@@ -105,7 +105,7 @@ def open_prediction(path: str | Path) -> SceneInfo:
     """Header of a prediction class raster; refuses multi-band rasters (probabilities).
 
     Raises:
-        InputNotFoundError, UnreadableRasterError: see :func:`geoseg.raster.open_scene`.
+        InputNotFoundError, UnreadableRasterError: see :func:`geoseg.io.raster.open_scene`.
         BandCountError: more than one band.
     """
     with _quiet_georeference():
@@ -122,7 +122,7 @@ def open_label(path: str | Path) -> SceneInfo:
     """Header of a label class raster; refuses multi-band rasters (color-coded labels).
 
     Raises:
-        InputNotFoundError, UnreadableRasterError: see :func:`geoseg.raster.open_scene`.
+        InputNotFoundError, UnreadableRasterError: see :func:`geoseg.io.raster.open_scene`.
         BandCountError: more than one band.
     """
     with _quiet_georeference():
@@ -264,7 +264,7 @@ class PairReader:
         import shapely
         from rasterio.warp import transform_bounds
 
-        from geoseg.vector import read_vector
+        from geoseg.io.vector import read_vector
 
         path = self.pair.label
         have, vcrs = _vector_header(path)

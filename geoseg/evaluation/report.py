@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from geoseg import __version__
-from geoseg.atomic import atomic_output
+from geoseg.io.atomic import atomic_output
 from geoseg.errors import InvalidParameterError, OutputExistsError
 from geoseg.evaluation.evaluator import EvaluationResult
 from geoseg.evaluation.metrics import PER_CLASS, SCALARS, Metrics

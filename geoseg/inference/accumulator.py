@@ -1,6 +1,6 @@
 """Streaming accumulation of weighted window predictions, a strip of rows at a time.
 
-Windows arrive in row-major order (:func:`geoseg.tiling.windows.stride_windows`). When the
+Windows arrive in row-major order (:func:`geoseg.io.windows.stride_windows`). When the
 next window starts at grid row ``r``, every row above ``r`` has received all the windows that
 will ever cover it: those rows are *finished*, normalized (``p = sum(w p) / sum(w)``) and handed
 out, and the buffer shifts up. So the buffer never holds more than one window height of rows

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from geoseg.bundle import MODEL_FILE, Bundle, load_bundle
+from geoseg.io.bundle import MODEL_FILE, Bundle, load_bundle
 from geoseg.inference.blending import weight_window
 from geoseg.inference.engine import (
     PredictionResult,

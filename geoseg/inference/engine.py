@@ -29,17 +29,17 @@ from pathlib import Path
 import numpy as np
 
 from geoseg import __version__
-from geoseg.atomic import TMP_MARK
-from geoseg.bundle import Bundle, load_bundle
+from geoseg.io.atomic import TMP_MARK
+from geoseg.io.bundle import Bundle, load_bundle
 from geoseg.errors import BandCountError, InvalidParameterError, OutputExistsError
 from geoseg.inference.accumulator import RowBlock, StripAccumulator
 from geoseg.inference.blending import BLENDS, weight_window
 from geoseg.inference.progress import SceneProgress
 from geoseg.inference.reader import ScenePlan, iter_window_batches, scene_bands
-from geoseg.inference.threads import BackgroundConsumer, prefetch
+from geoseg.runtime.threads import BackgroundConsumer, prefetch
 from geoseg.inference.writers import PROB_DTYPES, OutputPaths, PredictionWriter, encode, output_paths
-from geoseg.profiles import COMPRESSIONS
-from geoseg.raster import SceneInfo, open_scene
+from geoseg.io.profiles import COMPRESSIONS
+from geoseg.io.raster import SceneInfo, open_scene
 
 log = logging.getLogger("geoseg.predict")
 
@@ -431,8 +431,8 @@ def iter_per_image_rows(forward, bundle: Bundle, info: SceneInfo, bands: Sequenc
     from rasterio.windows import Window
 
     from geoseg.inference.writers import LABEL_NODATA
-    from geoseg.normalization import normalize
-    from geoseg.raster import gdal_env, valid_mask
+    from geoseg.io.normalization import normalize
+    from geoseg.io.raster import gdal_env, valid_mask
 
     tile = bundle.tile_size
     with gdal_env(), rasterio.open(info.path) as ds:

@@ -1,6 +1,6 @@
 """Reading prediction windows: the window plan of a scene and batches of model-ready pixels.
 
-"Where to cut" comes from :mod:`geoseg.tiling.windows` (the same grid as tiling); this module
+"Where to cut" comes from :mod:`geoseg.io.windows` (the same grid as tiling); this module
 reads those windows in row-major batches. Consecutive windows of one window row are read with a
 single GDAL call (one region ``tile x (n - 1) * stride + tile``), so overlapping windows do not
 read the same pixels twice and memory stays bounded by the batch, not the scene width.
@@ -20,9 +20,9 @@ import numpy as np
 import rasterio
 from rasterio.windows import Window
 
-from geoseg.normalization import normalize
-from geoseg.raster import SceneInfo, gdal_env, valid_mask
-from geoseg.tiling.windows import axis_offsets, padded_shape
+from geoseg.io.normalization import normalize
+from geoseg.io.raster import SceneInfo, gdal_env, valid_mask
+from geoseg.io.windows import axis_offsets, padded_shape
 
 
 @dataclass(frozen=True)

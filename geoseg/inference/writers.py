@@ -5,13 +5,13 @@
 - Probabilities: one band per class (band description = class name).
   ``uint8``: ``value = min(round(p * 255), 254)``, band scale ``1/255`` (GDAL unscaled value = p),
   nodata 255. ``float32``: ``p`` exactly, nodata NaN.
-- Both: the scene's CRS, transform and size, tiled and compressed (:func:`geoseg.profiles.tiled_profile`),
+- Both: the scene's CRS, transform and size, tiled and compressed (:func:`geoseg.io.profiles.tiled_profile`),
   run metadata in ``GEOSEG_*`` tags; with ``cog`` converted to a Cloud-Optimized GeoTIFF with
   overviews by GDAL's COG driver.
 
 Rows arrive in order and are buffered to whole block rows before being written, so no
 compressed block is ever written twice (no dead space in the file, whatever the strip height).
-Files are written under temporary names and renamed only when complete (:mod:`geoseg.atomic`).
+Files are written under temporary names and renamed only when complete (:mod:`geoseg.io.atomic`).
 """
 
 from __future__ import annotations
@@ -29,10 +29,10 @@ import rasterio.shutil
 from rasterio.errors import NotGeoreferencedWarning
 from rasterio.windows import Window
 
-from geoseg.atomic import _remove_with_sidecars, atomic_output, temp_sibling
-from geoseg.classes import IGNORE_INDEX, ClassMap
-from geoseg.profiles import cog_options, tiled_profile
-from geoseg.raster import SceneInfo, gdal_env
+from geoseg.io.atomic import _remove_with_sidecars, atomic_output, temp_sibling
+from geoseg.io.classes import IGNORE_INDEX, ClassMap
+from geoseg.io.profiles import cog_options, tiled_profile
+from geoseg.io.raster import SceneInfo, gdal_env
 
 PROB_DTYPES = ("uint8", "float32")
 LABEL_NODATA = IGNORE_INDEX

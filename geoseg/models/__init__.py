@@ -6,7 +6,7 @@ precision. ``list_models()`` and ``list_backbones()`` name what exists.
 
 Importing this package imports every architecture module of :data:`registry.MODELS`, which
 registers their custom layers with Keras so that ``.keras`` files load back
-(:func:`geoseg.bundle.load_keras_model` relies on it). Importing plain ``geoseg`` does not.
+(:func:`geoseg.io.bundle.load_keras_model` relies on it). Importing plain ``geoseg`` does not.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ weights of the undilated network still apply (see :func:`geoseg.models.pretraine
 Pooling layers cannot be dilated; a de-strided pooling layer keeps its window with ``same`` padding.
 
 The models do not include input preprocessing: geoseg normalizes pixels in the data pipeline
-(:mod:`geoseg.normalization`). ``preprocessing`` documents what ImageNet weights were trained on:
+(:mod:`geoseg.io.normalization`). ``preprocessing`` documents what ImageNet weights were trained on:
 ``caffe`` (BGR, mean subtracted, 0-255), ``torch`` (0-1, ImageNet mean/std), ``tf`` (-1..1).
 """
 

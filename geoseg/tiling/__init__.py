@@ -1,2 +1,4 @@
-"""Tiling: where to cut (``windows``), bringing labels onto the image grid (``labels``),
-and reading/writing patches with their index (``writer``, ``index``, ``tiler``)."""
+"""Tiling: cut scenes and their labels into georeferenced training patches with an index
+(``tiler``), a train/validation split (``split``), statistics (``stats``) and patch files
+(``writer``, ``index``). Windows come from :mod:`geoseg.io.windows`, labels from
+:mod:`geoseg.io.labels`."""

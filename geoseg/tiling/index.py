@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import shapely
 
-from geoseg.atomic import atomic_output
+from geoseg.io.atomic import atomic_output
 from geoseg.errors import DatasetError, InvalidParameterError
 
 INDEX_FILE = "index.csv"
@@ -66,7 +66,7 @@ def write_index(folder: str | os.PathLike, rows: Sequence[dict[str, Any]], num_c
 
 def write_footprints(path: Path, rows: Sequence[dict[str, Any]], num_classes: int) -> None:
     """One polygon per patch (window bounds, scene CRS); one layer per CRS (``footprints[_<epsg>]``)."""
-    from geoseg.vector import write_vector
+    from geoseg.io.vector import write_vector
 
     by_crs: dict[str, list[dict[str, Any]]] = {}
     for row in rows:

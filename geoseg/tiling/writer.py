@@ -1,7 +1,7 @@
 """Write one patch (image or label) atomically, as GeoTIFF or .npy.
 
 A GeoTIFF patch carries the window's own transform, the scene CRS and nodata
-(:func:`geoseg.profiles.patch_profile`); a label patch is uint8 with nodata 255 and the
+(:func:`geoseg.io.profiles.patch_profile`); a label patch is uint8 with nodata 255 and the
 class color table. ``.npy`` patches hold only pixels: ``(C, H, W)`` images, ``(H, W)``
 labels; their georeferencing lives in the dataset index.
 """
@@ -16,9 +16,9 @@ import rasterio
 from affine import Affine
 from rasterio.crs import CRS
 
-from geoseg.atomic import atomic_output
-from geoseg.classes import IGNORE_INDEX
-from geoseg.profiles import patch_profile
+from geoseg.io.atomic import atomic_output
+from geoseg.io.classes import IGNORE_INDEX
+from geoseg.io.profiles import patch_profile
 
 FORMATS = ("tif", "npy")
 

@@ -123,7 +123,7 @@ class TrainConfig:
     @classmethod
     def from_yaml(cls, path: str | os.PathLike, **overrides: Any) -> TrainConfig:
         """Read a YAML file (keys = field names); ``overrides`` win."""
-        from geoseg.cli import load_yaml
+        from geoseg.cli.common import load_yaml
 
         values = load_yaml(path)
         values.update(overrides)

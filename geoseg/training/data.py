@@ -27,11 +27,11 @@ from typing import Any
 
 import numpy as np
 
-from geoseg.atomic import atomic_output
-from geoseg.classes import IGNORE_INDEX, ClassMap
+from geoseg.io.atomic import atomic_output
+from geoseg.io.classes import IGNORE_INDEX, ClassMap
 from geoseg.errors import DatasetError, InputNotFoundError, UnreadableRasterError
-from geoseg.normalization import from_statistics
-from geoseg.raster import gdal_env, valid_mask
+from geoseg.io.normalization import from_statistics
+from geoseg.io.raster import gdal_env, valid_mask
 
 log = logging.getLogger(__name__)
 
@@ -178,7 +178,7 @@ def class_counts(rows: list[dict], num_classes: int) -> np.ndarray:
 
 
 def normalization_for(info: DatasetInfo, method: str) -> dict | None:
-    """The normalization dict (see :mod:`geoseg.normalization`) for ``meanstd``/``percentile``/``none``."""
+    """The normalization dict (see :mod:`geoseg.io.normalization`) for ``meanstd``/``percentile``/``none``."""
     if method == "none":
         return None
     try:
@@ -321,91 +321,6 @@ def check_labels(reader: PatchReader, workers: int | None = None) -> None:
     """Read every pair once (without caching) to fail early on bad shapes or class values."""
     with ThreadPoolExecutor(max_workers=workers or min(8, os.cpu_count() or 1)) as pool:
         list(pool.map(reader.read, range(len(reader))))
-
-
-def make_tf_dataset(source: PatchReader | PatchArrays, normalization: dict | None, nodata: float | None,
-                    batch_size: int, *, training: bool, augment: bool = True, scale_crop: bool = False,
-                    seed: int = 0, image_dtype: str | np.dtype | None = None):
-    """A ``tf.data.Dataset`` of ``(x (B, H, W, C) float32, y (B, H, W) uint8)``.
-
-    Training datasets shuffle (reshuffled every epoch, seeded), repeat forever (use
-    ``steps_per_epoch``) and augment; validation datasets are one ordered pass.
-    """
-    import tensorflow as tf
-
-    from geoseg.training.augment import geometric, jitter
-
-    n = len(source)
-    img0, _ = source.read(0)
-    h, w, c = img0.shape
-    dtype = np.dtype(image_dtype or img0.dtype)
-    tf_dtype = tf.as_dtype(dtype)
-    norm_fn = _tf_normalizer(normalization, nodata, c)
-
-    def load(i):
-        img, lab = tf.numpy_function(source.read, [i], [tf_dtype, tf.uint8], stateful=False)
-        img.set_shape((h, w, c))
-        lab.set_shape((h, w))
-        return img, lab
-
-    # Per patch: read and move pixels (raw dtype: cheap). Per batch: normalize and jitter,
-    # vectorized over the batch, which costs far less than per-patch float work.
-    ds = tf.data.Dataset.range(n)
-    augmenting = training and augment
-    if training:
-        ds = ds.shuffle(n, seed=seed, reshuffle_each_iteration=True).repeat()
-    if augmenting:
-        # Stateless seeds (seed, element counter) make the augmentation stream reproducible.
-        seeds = tf.data.Dataset.counter().map(lambda k: tf.stack([tf.cast(seed, tf.int64), k]))
-
-        def load_geo(i, s):
-            img, lab = load(i)
-            img, lab = geometric(img, lab, s, use_scale_crop=scale_crop)
-            return tf.cast(img, tf.float32) if scale_crop else img, lab
-
-        ds = tf.data.Dataset.zip((ds, seeds)).map(load_geo, num_parallel_calls=tf.data.AUTOTUNE)
-    else:
-        ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE)
-    ds = ds.batch(batch_size)
-    if augmenting:
-        batch_seeds = tf.data.Dataset.counter().map(lambda k: tf.stack([tf.cast(seed, tf.int64) + 7919, k]))
-        ds = tf.data.Dataset.zip((ds, batch_seeds)).map(lambda xy, s: (jitter(norm_fn(xy[0]), s), xy[1]),
-                                                        num_parallel_calls=tf.data.AUTOTUNE)
-    else:
-        ds = ds.map(lambda x, y: (norm_fn(x), y), num_parallel_calls=tf.data.AUTOTUNE)
-    ds = ds.prefetch(tf.data.AUTOTUNE)
-    opts = tf.data.Options()
-    opts.deterministic = True
-    return ds.with_options(opts)
-
-
-def _tf_normalizer(norm: dict | None, nodata: float | None, bands: int):
-    """In-graph version of :func:`geoseg.normalization.normalize` that zeroes nodata pixels.
-
-    Works on one patch ``(H, W, C)`` or a batch ``(N, H, W, C)``.
-    """
-    import tensorflow as tf
-
-    def fn(img):
-        x = tf.cast(img, tf.float32)
-        invalid = tf.reduce_all(tf.math.is_nan(x), axis=-1)
-        if nodata is not None and not np.isnan(nodata):
-            invalid = tf.logical_or(invalid, tf.reduce_all(tf.equal(x, float(nodata)), axis=-1))
-        x = tf.where(tf.math.is_nan(x), 0.0, x)
-        if norm is not None:
-            if norm.get("method", "meanstd") == "meanstd":
-                a = np.asarray(norm["mean"], np.float32)
-                s = np.maximum(np.asarray(norm["std"], np.float32), 1e-6)
-                x = (x - a) / s
-            else:
-                a = np.asarray(norm["min"], np.float32)
-                s = np.maximum(np.asarray(norm["max"], np.float32) - a, 1e-6)
-                x = tf.clip_by_value((x - a) / s, 0.0, 1.0)
-            if a.shape[0] != bands:
-                raise DatasetError(f"dataset.json statistics have {a.shape[0]} band(s) but the patches have {bands}")
-        return tf.where(invalid[..., None], 0.0, x)
-
-    return fn
 
 
 def open_split(info: DatasetInfo, rows: list[dict], split: str, *, ignore_index: int, cache: bool,

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from geoseg.bundle import META_FILE, save_bundle
+from geoseg.io.bundle import META_FILE, save_bundle
 from geoseg.errors import BundleError, InvalidParameterError, ModelConfigError, OutputExistsError
 from geoseg.training.config import TrainConfig
 from geoseg.training.data import (
@@ -341,16 +341,16 @@ def _no_weights(cfg: TrainConfig) -> TrainConfig:
 
 
 def _final_metrics(scores: dict[str, Any], names: list[str], k: int) -> dict[str, Any]:
-    from geoseg.training.metrics import _slug
+    from geoseg.training.metrics import class_metric_names
 
     def num(v):
         v = float(v)
         return None if math.isnan(v) else round(v, 6)
 
     iou = {}
-    for c in range(k):
+    for c, key in enumerate(class_metric_names(k, names)):
         name = names[c] if c < len(names) else str(c)
-        iou[name] = num(scores.get(f"iou_{_slug(name)}", float("nan")))
+        iou[name] = num(scores.get(key, float("nan")))
     return {"val_loss": num(scores["loss"]), "miou": num(scores["miou"]), "oa": num(scores["oa"]),
             "f1": num(scores["f1"]), "iou": iou}
 

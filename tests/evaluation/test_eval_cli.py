@@ -11,7 +11,7 @@ import rasterio
 from affine import Affine
 from factories import write_raster
 
-from geoseg.evaluate import main
+from geoseg.cli.evaluate import main
 from geoseg.evaluation import confusion_matrix, evaluate
 
 

@@ -14,7 +14,7 @@ from rasterio.warp import Resampling, calculate_default_transform, reproject, tr
 
 from geoseg.errors import BandCountError, NoOverlapError, VectorLabelError
 from geoseg.evaluation import block_windows, confusion_matrix, evaluate
-from geoseg.vector import write_vector
+from geoseg.io.vector import write_vector
 
 
 def _stripes(h, w, classes=4, width=6):

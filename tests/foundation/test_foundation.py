@@ -10,9 +10,9 @@ import pytest
 import rasterio
 from rasterio.windows import Window
 
-from geoseg.atomic import atomic_output, check_output, remove_stale_temps
-from geoseg.classes import ClassMap, color_to_index, index_to_color, load_palette
-from geoseg.cli import apply_config, make_main
+from geoseg.io.atomic import atomic_output, check_output, remove_stale_temps
+from geoseg.io.classes import ClassMap, color_to_index, index_to_color, load_palette
+from geoseg.cli.common import apply_config, make_main
 from geoseg.errors import (
     AlignmentError,
     BandCountError,
@@ -24,8 +24,8 @@ from geoseg.errors import (
     PaletteError,
     UnreadableRasterError,
 )
-from geoseg.normalization import from_statistics, normalize
-from geoseg.raster import check_bands, check_same_grid, expand_inputs, open_scene, read_patch, valid_mask
+from geoseg.io.normalization import from_statistics, normalize
+from geoseg.io.raster import check_bands, check_same_grid, expand_inputs, open_scene, read_patch, valid_mask
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -158,7 +158,7 @@ def test_normalization():
 
 
 def test_bundle_meta_errors(tmp_path):
-    from geoseg.bundle import read_bundle_meta
+    from geoseg.io.bundle import read_bundle_meta
 
     with pytest.raises(InputNotFoundError):
         read_bundle_meta(tmp_path / "none")
@@ -174,7 +174,7 @@ def test_bundle_meta_errors(tmp_path):
 
 
 def test_import_geoseg_does_not_import_tensorflow():
-    code = ("import sys, geoseg, geoseg.cli, geoseg.raster, geoseg.tiling.windows, geoseg.bundle;"
+    code = ("import sys, geoseg, geoseg.cli, geoseg.io.raster, geoseg.io.windows, geoseg.io.bundle;"
             "sys.exit(1 if 'tensorflow' in sys.modules or 'keras' in sys.modules else 0)")
     assert subprocess.run([sys.executable, "-c", code], cwd=ROOT).returncode == 0
 
@@ -189,7 +189,7 @@ def test_console_script_lists_commands():
 def test_output_profiles():
     from affine import Affine
 
-    from geoseg.profiles import FAST_LEVEL, cog_options, patch_profile, tiled_profile
+    from geoseg.io.profiles import FAST_LEVEL, cog_options, patch_profile, tiled_profile
 
     t = tiled_profile(1000, 800, 5, "uint8", None, Affine.identity(), 255, compress="deflate")
     assert (t["tiled"], t["blockxsize"], t["compress"], t["zlevel"], t["predictor"]) == (True, 512, "DEFLATE", FAST_LEVEL, 2)

@@ -8,7 +8,7 @@ from affine import Affine
 from rasterio.windows import Window
 
 from geoseg.errors import InvalidParameterError, SceneTooSmallError
-from geoseg.tiling.windows import (
+from geoseg.io.windows import (
     axis_offsets,
     count_stride_windows,
     iter_row_bands,

@@ -33,7 +33,7 @@ def _softmax_model(bands: int, classes: int):
 @pytest.fixture(scope="session")
 def identity_bundle_dir(tmp_path_factory):
     """Bundle of an identity model on 3 bands ('probabilities' = input bands), tile 32, stride 16."""
-    from geoseg.bundle import save_bundle
+    from geoseg.io.bundle import save_bundle
 
     d = tmp_path_factory.mktemp("bundles") / "identity"
     save_bundle(_identity_model(3), d, ["red", "green", "blue"], TILE, stride=TILE // 2)
@@ -42,7 +42,7 @@ def identity_bundle_dir(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def identity_bundle(identity_bundle_dir):
-    from geoseg.bundle import load_bundle
+    from geoseg.io.bundle import load_bundle
 
     return load_bundle(identity_bundle_dir)
 
@@ -50,7 +50,7 @@ def identity_bundle(identity_bundle_dir):
 @pytest.fixture(scope="session")
 def softmax_bundle_dir(tmp_path_factory):
     """Bundle of a 3x3-conv softmax model: 4 bands -> 3 classes, minmax normalization, tile 32."""
-    from geoseg.bundle import save_bundle
+    from geoseg.io.bundle import save_bundle
 
     d = tmp_path_factory.mktemp("bundles") / "softmax"
     norm = {"method": "minmax", "min": [0, 0, 0, 0], "max": [255, 255, 255, 255]}
@@ -63,7 +63,7 @@ def softmax_bundle_dir(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def softmax_bundle(softmax_bundle_dir):
-    from geoseg.bundle import load_bundle
+    from geoseg.io.bundle import load_bundle
 
     return load_bundle(softmax_bundle_dir)
 

@@ -7,7 +7,7 @@ import pytest
 
 from geoseg.inference.accumulator import StripAccumulator
 from geoseg.inference.blending import weight_window
-from geoseg.tiling.windows import axis_offsets
+from geoseg.io.windows import axis_offsets
 
 
 def _run(truth, tile, stride, blend, emit=None, skip_rows=()):

@@ -133,7 +133,7 @@ def test_strip_memory_is_bounded_by_one_tile(softmax_bundle, make_raster, monkey
         plan = ScenePlan.create(height, 40, TILE, 16)
         fwd = make_forward(softmax_bundle, [1, 2, 3, 4], False)
         opts = PredictOptions(stride=16)
-        from geoseg.raster import open_scene
+        from geoseg.io.raster import open_scene
 
         blocks = list(iter_scene_blocks(fwd, softmax_bundle, open_scene(scene), [1, 2, 3, 4], plan, opts))
         assert sum(b.height for b in blocks) == height

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import rasterio
 
-from geoseg.predict import main
+from geoseg.cli.predict import main
 
 
 def _read(path):
@@ -146,7 +146,7 @@ KILLER = textwrap.dedent("""
             self._flush()  # make sure some of scene b is on disk, then die like `kill -9`
             os.kill(os.getpid(), signal.SIGKILL)
     writers.PredictionWriter.write = write
-    from geoseg.predict import main
+    from geoseg.cli.predict import main
     sys.exit(main(sys.argv[1:]))
 """)
 

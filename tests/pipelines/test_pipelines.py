@@ -10,9 +10,9 @@ import pytest
 import rasterio
 from rasterio.windows import Window
 
-from geoseg.holdout import mask_outside_windows, windows_of_split
-from geoseg.pipeline import load_pipeline, main, to_argv
-from geoseg.sample import make_sample
+from geoseg.evaluation.holdout import mask_outside_windows, windows_of_split
+from geoseg.apps.pipeline import load_pipeline, main, to_argv
+from geoseg.apps.sample import make_sample
 
 PIPELINES = sorted((Path(__file__).resolve().parents[2] / "pipelines").glob("*.yaml"))
 

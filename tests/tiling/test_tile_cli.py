@@ -15,9 +15,9 @@ import pytest
 import shapely
 from affine import Affine
 
-from geoseg.classes import ClassMap, index_to_color
-from geoseg.tile import main
-from geoseg.vector import write_vector
+from geoseg.io.classes import ClassMap, index_to_color
+from geoseg.cli.tile import main
+from geoseg.io.vector import write_vector
 
 from factories import DEFAULT_CRS, DEFAULT_TRANSFORM, write_raster
 

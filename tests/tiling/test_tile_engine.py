@@ -14,7 +14,7 @@ from rasterio.windows import Window
 from geoseg.errors import SceneTooSmallError
 from geoseg.tiling import writer
 from geoseg.tiling.tiler import TileConfig, run_tiling
-from geoseg.vector import read_vector
+from geoseg.io.vector import read_vector
 
 
 def _rows(ds: Path) -> list[dict]:
@@ -212,36 +212,6 @@ def test_resume_after_interruption_gives_same_dataset(make_raster, tmp_path, mon
     # A finished dataset resumed again is unchanged.
     run_tiling(_cfg(scene, part, resume=True, **common))
     assert _rows(part) == _rows(tmp_path / "full")
-
-
-def test_background_writes_wait_and_reraise():
-    """Patch writes on the spare core: all done when the batch ends, and a failure is not lost."""
-    import time as _time
-
-    from geoseg.tiling.tiler import _BackgroundWrites
-
-    done = []
-
-    def slow(i):
-        _time.sleep(0.01)
-        done.append(i)
-
-    with _BackgroundWrites(depth=2) as w:
-        for i in range(6):
-            w.submit(slow, i)
-            assert len(w._pending) <= 2
-    assert done == list(range(6))
-
-    def boom():
-        raise OSError("disk full: images/x.tif")
-
-    with pytest.raises(OSError, match="disk full"):
-        with _BackgroundWrites(depth=2) as w:
-            w.submit(boom)
-    inline = []
-    with _BackgroundWrites(depth=0) as w:  # no spare core: written at once, in this thread
-        w.submit(inline.append, 1)
-        assert inline == [1]
 
 
 @pytest.mark.parametrize("bands", [1, 3, 4])

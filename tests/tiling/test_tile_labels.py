@@ -14,11 +14,11 @@ from rasterio.crs import CRS
 from rasterio.features import rasterize
 from rasterio.warp import Resampling, calculate_default_transform, reproject
 
-from geoseg.classes import ClassMap, index_to_color
+from geoseg.io.classes import ClassMap, index_to_color
 from geoseg.errors import CRSMismatchError, NoOverlapError, PaletteError
-from geoseg.tiling.labels import reproject_geometries
+from geoseg.io.labels import reproject_geometries
 from geoseg.tiling.tiler import TileConfig, run_tiling
-from geoseg.vector import write_vector
+from geoseg.io.vector import write_vector
 
 from factories import DEFAULT_CRS, DEFAULT_TRANSFORM, write_raster
 

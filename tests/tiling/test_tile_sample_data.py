@@ -10,9 +10,9 @@ import pytest
 import rasterio
 from rasterio.features import rasterize
 
-from geoseg.sample import make_sample
+from geoseg.apps.sample import make_sample
 from geoseg.tiling.tiler import TileConfig, run_tiling
-from geoseg.vector import read_vector
+from geoseg.io.vector import read_vector
 
 SN4 = "SN4_buildings_train_AOI_6_Atlanta_nadir10_catid_1030010003993E00_PS-RGBNIR_732701_3729639_clipped.tif"
 SN4_VEC = "SN4_buildings_train_AOI_6_Atlanta_geojson_buildings_732701_3729639.geojson"

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from geoseg.train import main
+from geoseg.cli.train import main
 
 TINY_UNET = ["--model", "unet", "--model-args", "encoder_depth=2,encoder_filters=4,dropout=0", "--epochs", "1",
              "--quiet"]

@@ -9,7 +9,7 @@ import keras
 import numpy as np
 import pytest
 
-from geoseg.bundle import load_bundle
+from geoseg.io.bundle import load_bundle
 from geoseg.errors import ConfigError, OutputExistsError
 from geoseg.training import TrainConfig, fit
 from geoseg.training.callbacks import read_state

@@ -13,9 +13,9 @@ import json
 import numpy as np
 import pytest
 
-from geoseg.bundle import load_bundle
-from geoseg.sample import make_sample
-from geoseg.tile import main as tile_main
+from geoseg.io.bundle import load_bundle
+from geoseg.apps.sample import make_sample
+from geoseg.cli.tile import main as tile_main
 from geoseg.training import TrainConfig, fit
 from geoseg.training.data import PatchReader, load_dataset, make_tf_dataset, split_rows
 from geoseg.training.metrics import confusion_matrix_np, scores_from_confusion

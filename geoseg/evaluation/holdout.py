@@ -14,10 +14,10 @@ import numpy as np
 import rasterio
 from rasterio.windows import Window
 
-from geoseg.atomic import atomic_output
-from geoseg.classes import IGNORE_INDEX
+from geoseg.io.atomic import atomic_output
+from geoseg.io.classes import IGNORE_INDEX
 from geoseg.errors import DatasetError
-from geoseg.raster import gdal_env
+from geoseg.io.raster import gdal_env
 
 
 def windows_of_split(index_csv: str | os.PathLike, scene: str | os.PathLike, split: str) -> list[Window]:

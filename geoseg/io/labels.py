@@ -1,13 +1,13 @@
 """Bring any label source onto a window of the image grid.
 
 Four kinds of source, all ending as a ``(H, W)`` uint8 class-index array on the window's
-grid (255 = no label / ignore, :data:`geoseg.classes.IGNORE_INDEX`):
+grid (255 = no label / ignore, :data:`geoseg.io.classes.IGNORE_INDEX`):
 
 - ``raster``: a one-band class raster on the scene grid; a windowed read.
 - ``warp``: a one-band class raster on another grid or CRS; nearest-neighbour warp
   (a ``WarpedVRT`` onto the scene grid), pixels it does not cover become 255.
 - ``color``: a 3-band color-coded raster (on the scene grid or warped) mapped to indices
-  with a palette (:func:`geoseg.classes.color_to_index`).
+  with a palette (:func:`geoseg.io.classes.color_to_index`).
 - ``vector``: polygons (GeoPackage, GeoJSON, Shapefile) reprojected to the scene CRS and
   rasterized per window (pixel-centre rule) with an attribute (``--label-field``) or a fixed
   ``--burn-value``; pixels outside every polygon are background (0).
@@ -34,7 +34,7 @@ from rasterio.enums import Resampling
 from rasterio.errors import CRSError
 from rasterio.windows import Window
 
-from geoseg.classes import IGNORE_INDEX, ClassMap, color_to_index
+from geoseg.io.classes import IGNORE_INDEX, ClassMap, color_to_index
 from geoseg.errors import (
     BandCountError,
     CRSMismatchError,
@@ -43,9 +43,9 @@ from geoseg.errors import (
     PaletteError,
     VectorLabelError,
 )
-from geoseg.raster import SceneInfo, open_scene
-from geoseg.tiling.windows import window_bounds, window_transform
-from geoseg.vector import DRIVERS, read_vector
+from geoseg.io.raster import SceneInfo, open_scene
+from geoseg.io.windows import window_bounds, window_transform
+from geoseg.io.vector import DRIVERS, read_vector
 
 log = logging.getLogger("geoseg.tiling")
 
@@ -413,7 +413,7 @@ def inside_mask(window: Window, height: int, width: int) -> np.ndarray:
 
 @contextlib.contextmanager
 def open_labels(src: LabelSource) -> Iterator[LabelReader]:
-    """Open a label source for window reads (call inside :func:`geoseg.raster.gdal_env`)."""
+    """Open a label source for window reads (call inside :func:`geoseg.io.raster.gdal_env`)."""
     if src.kind == "vector":
         yield LabelReader(src)
         return

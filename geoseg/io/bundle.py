@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from geoseg import __version__
-from geoseg.atomic import atomic_output
-from geoseg.classes import IGNORE_INDEX, ClassMap
+from geoseg.io.atomic import atomic_output
+from geoseg.io.classes import IGNORE_INDEX, ClassMap
 from geoseg.errors import BundleError, InputNotFoundError, OutputExistsError
 
 FORMAT_VERSION = 1
@@ -96,7 +96,7 @@ def save_bundle(model, /, directory: str | os.PathLike, classes: ClassMap | list
         directory: bundle folder (created).
         classes: a ClassMap, a list of names, or the JSON list of class dicts.
         tile_size: model input size in pixels.
-        normalization: see :mod:`geoseg.normalization`; None feeds raw pixel values.
+        normalization: see :mod:`geoseg.io.normalization`; None feeds raw pixel values.
         overwrite: replace an existing bundle.
         **metadata: extra keys for ``geoseg.json`` (bands, stride, nodata, model, training, metrics...).
 

@@ -13,7 +13,7 @@ import numpy as np
 import shapely
 from rasterio.crs import CRS
 
-from geoseg.atomic import atomic_output
+from geoseg.io.atomic import atomic_output
 from geoseg.errors import InputNotFoundError, VectorLabelError
 
 DRIVERS = {".gpkg": "GPKG", ".geojson": "GeoJSON", ".json": "GeoJSON", ".shp": "ESRI Shapefile",

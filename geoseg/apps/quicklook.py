@@ -10,8 +10,8 @@ import numpy as np
 import rasterio
 from rasterio.enums import Resampling
 
-from geoseg.atomic import atomic_output
-from geoseg.classes import IGNORE_INDEX, ClassMap, index_to_color
+from geoseg.io.atomic import atomic_output
+from geoseg.io.classes import IGNORE_INDEX, ClassMap, index_to_color
 
 
 def _read_small(path, bands, max_side: int, resampling: Resampling) -> np.ndarray:

@@ -72,13 +72,16 @@ class BackgroundConsumer:
     """Run ``func(item)`` for each submitted item, in order, in one background thread.
 
     ``submit`` blocks when ``depth`` items are waiting (back-pressure bounds memory). The first
-    exception raised by ``func`` is re-raised by the next ``submit`` or by ``close``.
+    exception raised by ``func`` is re-raised by the next ``submit`` or by ``close``. As a context
+    manager it closes on a normal exit (waiting for every item) and, when the block raised,
+    drops the items still waiting and lets the block's exception through.
     """
 
     def __init__(self, func: Callable[[Any], None], depth: int = 2, name: str = "geoseg-writer"):
         self._func = func
         self._q: queue.Queue = queue.Queue(maxsize=max(1, depth))
         self._error: BaseException | None = None
+        self._cancelled = False
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
@@ -87,7 +90,7 @@ class BackgroundConsumer:
             item = self._q.get()
             if item is _END:
                 return
-            if self._error is None:
+            if self._error is None and not self._cancelled:
                 try:
                     self._func(item)
                 except BaseException as exc:
@@ -102,6 +105,17 @@ class BackgroundConsumer:
         self._q.put(_END)
         self._thread.join()
         self._raise()
+
+    def __enter__(self) -> BackgroundConsumer:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
+        if exc_type is None:
+            self.close()
+            return
+        self._cancelled = True
+        self._q.put(_END)
+        self._thread.join()
 
     def _raise(self) -> None:
         if self._error is not None:

@@ -1,0 +1,75 @@
+"""``python -m geoseg.predict --model BUNDLE SCENE [SCENE ...] --out DIR``: predict whole scenes.
+
+Writes ``<stem>_label.tif`` (uint8 classes, nodata 255, color table) and ``<stem>_prob.tif``
+(one band per class) for each scene; see :mod:`geoseg.inference` for the details.
+
+``--resume`` keeps every scene whose outputs are both complete and predicts the others from
+the start (a killed run leaves only temporary files for its unfinished scene; they are removed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from geoseg.cli.common import add_common_options, make_main
+from geoseg.errors import InvalidParameterError
+
+log = logging.getLogger("geoseg.predict")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="geoseg predict",
+        description="Predict whole scenes with a model bundle into georeferenced label and probability rasters.",
+    )
+    p.add_argument("scenes", nargs="+", metavar="SCENE", help="scene rasters (files, folders or globs)")
+    p.add_argument("--model", metavar="BUNDLE_DIR", help="model bundle folder (model.keras + geoseg.json)")
+    p.add_argument("--mode", choices=("stride", "per_image"), default="stride",
+                   help="stride: sliding windows blended (default); per_image: resize the scene to one tile")
+    p.add_argument("--stride", type=int, metavar="N", help="window step in pixels (default: the bundle's, e.g. tile/2)")
+    p.add_argument("--blend", choices=("mean", "spline", "gaussian"), default="mean",
+                   help="weights of overlapping windows (default mean)")
+    p.add_argument("--batch-size", type=int, default=8, metavar="N", help="windows per model call (default 8)")
+    p.add_argument("--tta", action="store_true", help="average the 8 flips/rotations of each window")
+    p.add_argument("--prob-dtype", choices=("uint8", "float32"), default="uint8",
+                   help="probability raster type: uint8 = p*255 with scale metadata (default), float32 = exact")
+    p.add_argument("--no-prob", action="store_true", help="write only the label raster")
+    p.add_argument("--cog", action="store_true", help="write Cloud-Optimized GeoTIFFs with overviews")
+    p.add_argument("--compress", choices=("deflate", "zstd", "lzw", "none"), default="deflate",
+                   help="output compression (default deflate)")
+    add_common_options(p, out=True, workers=True, resume=True)
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    from geoseg.io.bundle import load_bundle
+    from geoseg.inference import predict_scenes
+    from geoseg.io.raster import expand_inputs
+
+    if not args.model:
+        raise InvalidParameterError("--model BUNDLE_DIR is required")
+    if not args.out:
+        raise InvalidParameterError("--out DIR is required")
+    bundle = load_bundle(args.model, load_model=False)
+    scenes = expand_inputs(args.scenes)
+    results = predict_scenes(
+        bundle, scenes, args.out, workers=args.workers, scheduler=args.scheduler,
+        mode=args.mode, stride=args.stride, blend=args.blend, batch_size=args.batch_size, tta=args.tta,
+        prob_dtype=args.prob_dtype, write_prob=not args.no_prob, cog=args.cog, compress=args.compress,
+        overwrite=args.overwrite, resume=args.resume, progress=not args.quiet,
+    )
+    for res in results:
+        if res.skipped:
+            log.info("kept existing outputs of %s (--resume)", res.scene)
+        elif not args.quiet:
+            outputs = ", ".join(str(p) for p in (res.label, res.prob) if p is not None)
+            print(f"{res.scene.name}: {outputs} ({res.seconds:.1f} s)", file=sys.stderr)
+    return 0
+
+
+main = make_main(build_parser, run)
+
+if __name__ == "__main__":
+    sys.exit(main())

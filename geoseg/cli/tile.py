@@ -1,0 +1,96 @@
+"""``python -m geoseg.tile``: cut scenes and labels into georeferenced training patches.
+
+Example::
+
+    python -m geoseg.tile scene.tif --labels labels.gpkg --label-field class_id --out dataset \\
+        --mode stride --size 256 --stride 128 --val-fraction 0.2 --split spatial --workers 2
+
+The dataset layout (images/, labels/, index.csv, footprints.gpkg, dataset.json) is described
+in docs/design.md, "Dataset folder". The Python API is :func:`geoseg.tiling.tiler.run_tiling`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from geoseg.cli.common import add_common_options, make_main, parse_int_list
+from geoseg.errors import InvalidParameterError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="geoseg tile",
+        description="Cut scenes (and their labels) into georeferenced patches with an index and dataset.json.")
+    p.add_argument("scenes", nargs="+", metavar="SCENE", help="scene rasters: files, folders or globs")
+    p.add_argument("--labels", nargs="+", metavar="LABELS", default=[],
+                   help="class raster, color raster (+ --palette) or vector file per scene, same order; "
+                        "folders/globs pair with scenes by file stem; one vector file may serve all scenes")
+    add_common_options(p, workers=True)
+    g = p.add_argument_group("windows (pixels)")
+    g.add_argument("--mode", choices=("stride", "random"), default="stride", help="grid of windows or random draws")
+    g.add_argument("--size", type=int, default=256, help="patch side in pixels (default 256)")
+    g.add_argument("--stride", type=int, help="step between windows in pixels (stride mode; default = size)")
+    g.add_argument("--count", type=int, default=100, help="windows per scene in random mode (default 100)")
+    g.add_argument("--seed", type=int, default=0, help="seed for random windows and splits (default 0)")
+    g.add_argument("--pad", action="store_true", help="pad scenes smaller than --size with nodata")
+    g.add_argument("--allow-gaps", action="store_true", help="accept --stride > --size (pixels skipped)")
+    g = p.add_argument_group("labels and classes")
+    g.add_argument("--classes", metavar="FILE|NAMES",
+                   help="palette file (JSON or index,name,r,g,b lines) or comma-separated class names")
+    g.add_argument("--palette", metavar="FILE", help="palette of color-coded label rasters (color -> class)")
+    g.add_argument("--label-field", metavar="NAME", help="vector attribute holding class indices")
+    g.add_argument("--burn-value", type=int, metavar="N", help="class index burned for every polygon")
+    g = p.add_argument_group("filters and split")
+    g.add_argument("--aoi", metavar="FILE", help="keep windows lying inside these polygons")
+    g.add_argument("--max-nodata", type=float, default=1.0, help="largest nodata fraction kept (default 1.0)")
+    g.add_argument("--min-labeled", type=float, default=0.0,
+                   help="smallest fraction of non-background label pixels kept (default 0.0)")
+    g.add_argument("--bands", type=parse_int_list, metavar="1,2,3", help="1-based bands to keep (default all)")
+    g.add_argument("--val-fraction", type=float, default=0.2, help="share of windows for validation (default 0.2)")
+    g.add_argument("--split", choices=("random", "spatial"), default="random",
+                   help="random windows, or whole spatial blocks without train/val overlap")
+    g.add_argument("--block-size", type=int, metavar="PX", help="spatial split block side in pixels (default 4 x size)")
+    g = p.add_argument_group("output")
+    g.add_argument("--format", choices=("tif", "npy"), default="tif", help="patch file format (default tif)")
+    g.add_argument("--compress", choices=("none", "deflate", "zstd", "lzw"), default="none",
+                   help="GeoTIFF patch compression (default none)")
+    g.add_argument("--batch-size", type=int, metavar="N", help="windows per task (default: automatic)")
+    return p
+
+
+def config_from_args(args: argparse.Namespace):
+    """Build the validated :class:`~geoseg.tiling.tiler.TileConfig` from parsed options."""
+    from geoseg.tiling.tiler import TileConfig, validate_config
+
+    if not args.out:
+        raise InvalidParameterError("--out DATASET is required")
+    scenes = args.scenes if isinstance(args.scenes, list) else [args.scenes]
+    labels = args.labels if isinstance(args.labels, list) else [args.labels]
+    bands = parse_int_list(args.bands)
+    cfg = TileConfig(
+        scenes=tuple(map(str, scenes)), out=str(args.out), labels=tuple(map(str, labels or [])), mode=args.mode,
+        size=args.size, stride=args.stride, count=args.count, seed=args.seed, classes=args.classes,
+        palette=args.palette, label_field=args.label_field, burn_value=args.burn_value, aoi=args.aoi,
+        max_nodata=args.max_nodata, min_labeled=args.min_labeled, bands=tuple(bands) if bands else None,
+        val_fraction=args.val_fraction, split=args.split, block_size=args.block_size, pad=args.pad,
+        allow_gaps=args.allow_gaps, format=args.format, compress=args.compress, workers=args.workers,
+        scheduler=args.scheduler, batch_size=args.batch_size, overwrite=args.overwrite, resume=args.resume,
+        quiet=args.quiet)
+    validate_config(cfg)
+    return cfg
+
+
+def run(args: argparse.Namespace) -> int:
+    from geoseg.tiling.tiler import run_tiling
+
+    result = run_tiling(config_from_args(args))
+    if not args.quiet:
+        print(result.summary())
+    return 0
+
+
+main = make_main(build_parser, run)
+
+if __name__ == "__main__":
+    sys.exit(main())

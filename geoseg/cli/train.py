@@ -1,0 +1,81 @@
+"""``python -m geoseg.train DATASET_DIR --out BUNDLE_DIR [options]``: train a model, write a bundle.
+
+Options and YAML keys (``--config``) share names with :class:`geoseg.training.TrainConfig` fields.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from geoseg.cli.common import add_common_options, make_main
+from geoseg.training.config import MONITORS, NORMALIZATIONS, OPTIMIZERS, SCHEDULES, TrainConfig, default_value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    d = default_value
+    p = argparse.ArgumentParser(prog="geoseg train", description=__doc__.splitlines()[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("dataset", metavar="DATASET_DIR", help="tiled dataset folder (index.csv, dataset.json)")
+    add_common_options(p)
+    m = p.add_argument_group("model")
+    m.add_argument("--model", default=d("model"), help="model zoo name (see geoseg.models.list_models())")
+    m.add_argument("--backbone", default=None, help="encoder name for models that take one")
+    m.add_argument("--weights", default=None, metavar="imagenet|PATH",
+                   help="'imagenet', a .keras / .weights.h5 file, or a bundle folder to start from")
+    m.add_argument("--model-args", default=None, metavar="JSON|k=v,...",
+                   help="extra builder arguments, e.g. 'depth=3' or '{\"depth\": 3}'")
+    t = p.add_argument_group("training")
+    t.add_argument("--epochs", type=int, default=d("epochs"))
+    t.add_argument("--batch-size", type=int, default=d("batch_size"))
+    t.add_argument("--lr", type=float, default=d("lr"), help="peak learning rate")
+    t.add_argument("--loss", default=d("loss"), help="ce, bce, dice, focal, lovasz, jaccard or a sum: 'ce+dice', '0.5*ce+dice'")
+    t.add_argument("--optimizer", choices=OPTIMIZERS, default=d("optimizer"))
+    t.add_argument("--momentum", type=float, default=d("momentum"), help="sgd/rmsprop momentum")
+    t.add_argument("--weight-decay", type=float, default=d("weight_decay"), help="adamw weight decay")
+    t.add_argument("--schedule", choices=SCHEDULES, default=d("schedule"))
+    t.add_argument("--warmup-epochs", type=float, default=d("warmup_epochs"))
+    t.add_argument("--class-weights", default=d("class_weights"), metavar="auto|median|none|w0,w1,...")
+    t.add_argument("--normalization", choices=NORMALIZATIONS, default=d("normalization"),
+                   help="meanstd or percentile (p2/p98 min-max) from dataset.json")
+    t.add_argument("--ignore-index", type=int, default=d("ignore_index"), help="label value left out of loss and metrics")
+    t.add_argument("--augment", action=argparse.BooleanOptionalAction, default=d("augment"),
+                   help="dihedral flips/rotations and per-band brightness/contrast jitter")
+    t.add_argument("--scale-crop", action=argparse.BooleanOptionalAction, default=d("scale_crop"),
+                   help="random zoom-in crops (scale 1 to 1.5)")
+    t.add_argument("--val-from", choices=("train",), default=None,
+                   help="hold out a spatial block of the training patches when the dataset has no val split")
+    t.add_argument("--val-fraction", type=float, default=d("val_fraction"))
+    t.add_argument("--early-stopping-patience", type=int, default=d("early_stopping_patience"), help="0 = off")
+    t.add_argument("--monitor", choices=MONITORS, default=d("monitor"))
+    t.add_argument("--mixed-precision", action="store_true", help="float16 compute on GPU")
+    t.add_argument("--seed", type=int, default=d("seed"))
+    t.add_argument("--steps-per-epoch", type=int, default=None, help="default: one pass over the training patches")
+    t.add_argument("--cache", action=argparse.BooleanOptionalAction, default=d("cache"),
+                   help="read patches once into an .npy memmap shard per split")
+    t.add_argument("--tensorboard", action=argparse.BooleanOptionalAction, default=d("tensorboard"),
+                   help="TensorBoard logs in OUT/logs")
+    return p
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    values = {k: v for k, v in vars(args).items() if k not in ("config",)}
+    return TrainConfig.from_dict(values, source="options")
+
+
+def run(args: argparse.Namespace) -> int:
+    cfg = config_from_args(args)
+    from geoseg.training.loop import fit
+
+    result = fit(cfg)
+    if not cfg.quiet:
+        m = result.metrics
+        print(f"bundle: {result.bundle}  epochs: {result.epochs}  best epoch: {result.best_epoch}  "
+              f"val mIoU: {m['miou']:.4f}  OA: {m['oa']:.4f}  F1: {m['f1']:.4f}")
+    return 0
+
+
+main = make_main(build_parser, run)
+
+if __name__ == "__main__":
+    sys.exit(main())

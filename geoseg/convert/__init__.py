@@ -1,0 +1,2 @@
+"""Label raster conversions: colour-coded <-> class index (``colors``), class raster -> polygons
+(``polygons``)."""

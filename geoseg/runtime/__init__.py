@@ -1,0 +1,1 @@
+"""Run machinery shared by tiling and prediction: background threads and the dask client."""
