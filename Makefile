@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test test-fast demo bench clean
+.PHONY: install lint test test-fast demo bench clean
 
 install: $(STAMP)
 
@@ -14,6 +14,11 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e ".[dev]"
 	touch $(STAMP)
+
+# Static checks (STYLE 16): ruff over the whole tree, mypy --strict on the pure modules ([tool.mypy] files).
+lint: install
+	$(PY) -m ruff check geoseg tests benchmarks
+	$(PY) -m mypy
 
 test: install
 	$(PY) -m pytest -q

@@ -96,9 +96,9 @@ def make_bundle(work: Path, tile: int, filters: int, depth: int) -> Path:
 
 def phase_forward(bundle_dir: str, scene: str, batch: int) -> dict:
     """Pure model time on as many windows as the scene has (a few real batches, cycled)."""
-    from geoseg.io.bundle import load_bundle
     from geoseg.inference.forward import Forward
     from geoseg.inference.reader import ScenePlan, iter_window_batches
+    from geoseg.io.bundle import load_bundle
     from geoseg.io.raster import open_scene
 
     bundle = load_bundle(bundle_dir)
@@ -120,8 +120,8 @@ def phase_forward(bundle_dir: str, scene: str, batch: int) -> dict:
 
 
 def phase_geoseg(bundle_dir: str, scene: str, batch: int, out: str) -> dict:
-    from geoseg.io.bundle import load_bundle
     from geoseg.inference import predict_scene
+    from geoseg.io.bundle import load_bundle
 
     bundle = load_bundle(bundle_dir)
     base = _rss_mb()
@@ -233,7 +233,8 @@ def main() -> None:
         for height in args.heights:
             scene = make_mosaic_scene(work, args.tall_width, height)
             geo = run_phase("geoseg", bundle, scene, args.batch_size, work / "out_tall")
-            print(f"{height:>7} {geo['windows']:>7} {geo['seconds']:8.1f} {geo['rss_mb']:7.0f} {geo['base_rss_mb']:6.0f}",
+            print(f"{height:>7} {geo['windows']:>7} {geo['seconds']:8.1f} {geo['rss_mb']:7.0f} "
+                  f"{geo['base_rss_mb']:6.0f}",
                   flush=True)
     if args.wide:
         tile = args.tiles[0]
@@ -243,7 +244,8 @@ def main() -> None:
         for width in args.wide:
             scene = make_mosaic_scene(work, width, 1024)
             geo = run_phase("geoseg", bundle, scene, args.batch_size, work / "out_wide")
-            print(f"{width:>7} {geo['windows']:>7} {geo['seconds']:8.1f} {geo['rss_mb']:7.0f} {geo['base_rss_mb']:6.0f}",
+            print(f"{width:>7} {geo['windows']:>7} {geo['seconds']:8.1f} {geo['rss_mb']:7.0f} "
+                  f"{geo['base_rss_mb']:6.0f}",
                   flush=True)
 
 

@@ -107,7 +107,8 @@ def main() -> int:
     if retile is None:
         print("gdal_retile.py not found: no GDAL baseline (apt-get install gdal-bin python3-gdal)")
 
-    header = f"{'job':<34}{'s':>8}{'patches':>9}{'patch/s':>9}{'MB/s':>8}{'RSS MB':>8}{'1proc':>7}{'CPU s':>7}{'xraw':>7}{'xretile':>9}"
+    header = (f"{'job':<34}{'s':>8}{'patches':>9}{'patch/s':>9}{'MB/s':>8}{'RSS MB':>8}{'1proc':>7}{'CPU s':>7}"
+              f"{'xraw':>7}{'xretile':>9}")
     print("\n" + header + "\n" + "-" * len(header))
     for stride in strides:
         base = None
@@ -140,10 +141,12 @@ def main() -> int:
             disk = sum(p.stat().st_size for p in imgs) / 2**20
             label = f"geoseg stride {stride} w{w} {comp}" + (f" ({disk / 1024:.2f} GB)" if comp != "none" else "")
             ratio = f"{secs / base:>9.2f}" if base else f"{'n/a':>9}"
-            print(f"{label:<34}{secs:>8.2f}{n:>9}{n / secs:>9.0f}{mb / secs:>8.0f}{rss:>8.0f}{one:>7.0f}{cpu:>7.1f}{secs / raw_s:>7.2f}{ratio}")
+            print(f"{label:<34}{secs:>8.2f}{n:>9}{n / secs:>9.0f}{mb / secs:>8.0f}{rss:>8.0f}{one:>7.0f}{cpu:>7.1f}"
+                  f"{secs / raw_s:>7.2f}{ratio}")
             shutil.rmtree(out, ignore_errors=True)
     print("\nRSS MB = peak RSS summed over the process tree (dask scheduler, nannies and workers included); "
-          "1proc = largest single process; CPU s = user + sys of the whole process tree.\nxraw = time / raw block-read time; "
+          "1proc = largest single process; CPU s = user + sys of the whole process tree.\n"
+          "xraw = time / raw block-read time; "
           "xretile = time / gdal_retile.py time at the same stride.")
     return 0
 

@@ -73,9 +73,10 @@ def bench_model(name: str, backbone: str | None, ds_dir: Path, size: int, batch:
     import tensorflow as tf
 
     from geoseg.models import get_model
-    from geoseg.training.data import PatchReader, cache_arrays, load_dataset, make_tf_dataset, normalization_for
+    from geoseg.training.data import PatchReader, cache_arrays, load_dataset, normalization_for
     from geoseg.training.losses import SegmentationLoss, class_weights_from_counts
     from geoseg.training.metrics import segmentation_metrics
+    from geoseg.training.pipeline import make_tf_dataset
     from geoseg.training.schedules import make_schedule
 
     info = load_dataset(ds_dir)

@@ -15,7 +15,7 @@ COMMANDS = {
     "evaluate": ("geoseg.cli.evaluate", "compare predictions with labels: confusion matrix, IoU, F1, kappa"),
     "vectorize": ("geoseg.cli.vectorize", "turn a label raster into polygons"),
     "labels": ("geoseg.cli.labels", "convert color-coded labels to class indices and back"),
-    "pipeline": ("geoseg.cli.pipeline", "run a YAML pipeline (sample -> tile -> train -> predict -> evaluate)"),
+    "pipeline": ("geoseg.apps.pipeline", "run a YAML pipeline (sample -> tile -> train -> predict -> evaluate)"),
 }
 
 

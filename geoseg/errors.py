@@ -78,3 +78,7 @@ class ModelConfigError(GeoSegError, ValueError):
 
 class LabelValueError(GeoSegError, ValueError):
     """A label or prediction raster holds class values outside ``0..num_classes-1`` (ignore value aside)."""
+
+
+class InputMismatchError(GeoSegError, ValueError):
+    """A scene's pixel dtype or value range differs from the data a model was trained on."""

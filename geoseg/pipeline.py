@@ -1,8 +1,8 @@
-"""``python -m geoseg.pipeline``: entry point; the command lives in :mod:`geoseg.cli.pipeline`."""
+"""``python -m geoseg.pipeline``: entry point; the command lives in :mod:`geoseg.apps.pipeline`."""
 
 import sys
 
-from geoseg.cli.pipeline import main
+from geoseg.apps.pipeline import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,4 +1,4 @@
-"""Factory fixtures for tiny georeferenced rasters, and the gpu/data skips (STYLE 11)."""
+"""Factory fixtures for tiny georeferenced rasters, and the gpu/data skips."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
-from factories import DEFAULT_CRS, DEFAULT_TRANSFORM, SHARED_DATA, write_raster  # noqa: E402
+from factories import DEFAULT_CRS, DEFAULT_TRANSFORM, SHARED_DATA, write_raster
 
 
 @pytest.fixture

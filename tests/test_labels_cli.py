@@ -7,8 +7,8 @@ import pytest
 import rasterio
 
 import geoseg.convert.colors as labels_mod
-from geoseg.io.classes import ClassMap, classes_from_tags
 from geoseg.cli.labels import main
+from geoseg.io.classes import ClassMap, classes_from_tags
 
 PALETTE = ClassMap.from_names(["background", "building", "road", "water"])
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import numpy as np
@@ -9,11 +10,19 @@ import pytest
 import rasterio
 from rasterio.features import rasterize
 
-from geoseg.io.classes import classes_from_tags, load_palette
-from geoseg.errors import InvalidParameterError, OutputExistsError
 from geoseg.apps.sample import SAMPLE_CLASSES, make_sample
 from geoseg.cli.sample import main
+from geoseg.errors import InvalidParameterError, OutputExistsError
+from geoseg.io.classes import classes_from_tags, load_palette
 from geoseg.io.vector import read_vector
+
+#: sha256 of the decoded pixels of ``make_sample(size=384, seed=3)``, recorded from the one-module
+#: implementation before it became the geoseg/apps/sample/ package. A change means the sample
+#: scene changed (or GDAL's rasterizer did): update these only on purpose.
+GOLDEN_PIXELS = {
+    "scene": "48c42794bdcc1ba1f8a16ffd0aab47de9cf4eb567463154ee0ea079fb62adeeb",
+    "labels": "93f3ebabc0474103cac76329d9c6d91b63a9dc7f9412798436b4c84904f5ec18",
+}
 
 
 @pytest.fixture(scope="module")
@@ -41,6 +50,11 @@ def test_files_and_georeferencing(sample):
         assert classes_from_tags(lab.tags()) == SAMPLE_CLASSES
     assert load_palette(sample.classes) == SAMPLE_CLASSES
     assert SAMPLE_CLASSES.names == ["background", "building", "road", "water", "vegetation"]
+
+
+def test_pixels_match_the_recorded_reference(sample):
+    for name, path in (("scene", sample.scene), ("labels", sample.labels)):
+        assert hashlib.sha256(_read(path).tobytes()).hexdigest() == GOLDEN_PIXELS[name], name
 
 
 def test_every_class_present_and_buildings_a_few_percent(sample):

@@ -11,11 +11,11 @@ import shapely
 from affine import Affine
 from rasterio.features import rasterize
 
-from geoseg.io.classes import ClassMap
-from geoseg.errors import OutputExistsError
-from geoseg.convert.polygons import iter_polygons, vectorize
-from geoseg.io.vector import read_vector
 from geoseg.cli.vectorize import main
+from geoseg.convert.polygons import iter_polygons, vectorize
+from geoseg.errors import OutputExistsError
+from geoseg.io.classes import ClassMap
+from geoseg.io.vector import read_vector
 
 # An awkward transform: 0.3 m pixels at a non-round origin, so CRS coordinates are not exact binary.
 TRANSFORM = Affine(0.3, 0.0, 500000.1, 0.0, -0.3, 4649776.7)

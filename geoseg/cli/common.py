@@ -1,8 +1,10 @@
-"""Shared CLI plumbing (STYLE 5): common options, --config YAML, error mapping.
+"""Shared CLI plumbing: common options, --config YAML, error mapping.
 
-Every command module defines ``build_parser()`` and ``run(args)``, and exposes
-``main = make_main(build_parser, run)``. ``main(argv)`` returns the exit code:
-0 success, 1 user error (one ``error:`` line on stderr), 2 bad usage (argparse).
+Every command module defines ``build_parser()`` (a :class:`~geoseg.cli.config.CommandParser`)
+and ``run(args)``, and exposes ``main = make_main(build_parser, run)``. ``main(argv)`` returns
+the exit code: 0 success, 1 user error (one ``error:`` line on stderr), 2 bad usage: argparse's
+own errors, and any :class:`~geoseg.errors.ConfigError` (a config or pipeline file with an
+unknown key or a bad value, also one ``error:`` line naming the file and the key).
 """
 
 from __future__ import annotations
@@ -12,11 +14,19 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
+from geoseg.cli.config import CommandParser, apply_config, load_yaml, validate_config
 from geoseg.errors import ConfigError, GeoSegError
 
+__all__ = [
+    "CommandParser", "add_common_options", "apply_config", "load_yaml", "make_main", "parse_args",
+    "parse_int_list", "setup_logging", "validate_config",
+]
+
 log = logging.getLogger("geoseg")
+
+#: Exit codes (README): a user error (bad input data, existing output...), bad usage.
+USER_ERROR, USAGE_ERROR = 1, 2
 
 
 def add_common_options(parser: argparse.ArgumentParser, *, out: bool = True, workers: bool = False,
@@ -38,75 +48,40 @@ def add_common_options(parser: argparse.ArgumentParser, *, out: bool = True, wor
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging and full tracebacks")
 
 
-def option_names(parser: argparse.ArgumentParser) -> dict[str, str]:
-    """Map every accepted config key (long option name, with - or _) to its argparse dest."""
-    names: dict[str, str] = {}
-    for action in parser._actions:  # argparse has no public accessor for this
-        if action.dest in ("help", "config"):
-            continue
-        for opt in action.option_strings:
-            if opt.startswith("--"):
-                names[opt[2:]] = action.dest
-                names[opt[2:].replace("-", "_")] = action.dest
-        if not action.option_strings:  # positionals may be given in YAML too
-            names[action.dest] = action.dest
-            names[action.dest.replace("_", "-")] = action.dest
-    return names
+def parse_args(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
+    """Parse ``argv``, first folding in ``--config FILE`` (flags on the command line win).
 
-
-def load_yaml(path: str | Path) -> dict:
-    """Read a YAML mapping. Raises ConfigError when unreadable or not a mapping."""
-    import yaml
-
-    p = Path(path)
-    if not p.exists():
-        raise ConfigError(f"no such config file: {p}")
-    try:
-        doc = yaml.safe_load(p.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"cannot parse YAML {p}: {str(exc).splitlines()[0]}") from None
-    if not isinstance(doc, dict):
-        raise ConfigError(f"{p}: expected a mapping of option names to values, found {type(doc).__name__}")
-    return doc
-
-
-def apply_config(parser: argparse.ArgumentParser, config: dict, source: str = "config") -> None:
-    """Set parser defaults from a config mapping; unknown keys are rejected listing the valid ones.
+    The YAML values are checked like flags (:func:`~geoseg.cli.config.validate_config`); for a
+    command with sub-commands they apply to the sub-command named in ``argv``.
 
     Raises:
-        ConfigError: a key is not an option of this command.
+        ConfigError: the config file is unreadable or holds a bad key or value.
+        SystemExit: argparse's own usage errors (exit 2).
     """
-    names = option_names(parser)
-    unknown = [k for k in config if k not in names]
-    if unknown:
-        valid = sorted({k for k in names if "_" not in k or k == names[k]})
-        raise ConfigError(f"{source}: unknown key(s) {', '.join(map(str, unknown))}; valid keys: {', '.join(valid)}")
-    defaults = {names[k]: v for k, v in config.items()}
-    # Positionals in YAML: make them optional so the command line may omit them.
-    for action in parser._actions:
-        if not action.option_strings and action.dest in defaults:
-            action.required = False
-            action.nargs = "*" if action.nargs in ("+", "*") else "?"
-    parser.set_defaults(**defaults)
-
-
-def parse_args(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
-    """Parse ``argv``, first folding in ``--config FILE`` (flags on the command line win)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--config")
     known, _ = pre.parse_known_args(argv)
     if known.config:
-        apply_config(parser, load_yaml(known.config), source=known.config)
-    args = parser.parse_args(argv)
-    for action in parser._actions:  # positionals given only in YAML come back as defaults
-        if not action.option_strings and isinstance(getattr(args, action.dest, None), list) \
-                and not getattr(args, action.dest) and parser.get_default(action.dest):
-            setattr(args, action.dest, parser.get_default(action.dest))
-    return args
+        target = _command_parser(parser, argv)
+        if not isinstance(target, CommandParser):
+            raise TypeError(f"{parser.prog}: --config needs a CommandParser, got {type(target).__name__}")
+        apply_config(target, load_yaml(known.config), source=known.config)
+    return parser.parse_args(argv)
+
+
+def _command_parser(parser: argparse.ArgumentParser, argv: Sequence[str]) -> argparse.ArgumentParser:
+    """The parser whose options a config file sets: the sub-command's, when ``argv`` names one."""
+    subcommands = getattr(parser, "subcommands", None)
+    if subcommands is not None:
+        for token in argv:
+            if token in subcommands.choices:
+                return _command_parser(subcommands.choices[token], argv)
+    return parser
 
 
 def setup_logging(verbose: bool) -> None:
+    """Log to stderr: DEBUG with ``-v``, else WARNING with the chatty libraries at ERROR."""
     logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING,
                         format="%(levelname)s: %(message)s", stream=sys.stderr)
     if not verbose:
@@ -116,7 +91,11 @@ def setup_logging(verbose: bool) -> None:
 
 def make_main(build_parser: Callable[[], argparse.ArgumentParser],
               run: Callable[[argparse.Namespace], int | None]) -> Callable[[Sequence[str] | None], int]:
-    """Wrap a command: parse (with --config), run, map user errors to ``error:`` + exit 1."""
+    """Wrap a command: parse (with --config), run, map user errors to one ``error:`` line.
+
+    Exit codes: :class:`~geoseg.errors.ConfigError` 2 (bad usage, like argparse's errors),
+    any other :class:`~geoseg.errors.GeoSegError` 1, Ctrl-C 130. ``-v`` re-raises instead.
+    """
 
     def main(argv: Sequence[str] | None = None) -> int:
         parser = build_parser()
@@ -124,7 +103,7 @@ def make_main(build_parser: Callable[[], argparse.ArgumentParser],
             args = parse_args(parser, argv)
         except ConfigError as exc:
             print(f"error: {exc}", file=sys.stderr)
-            return 1
+            return USAGE_ERROR
         verbose = bool(getattr(args, "verbose", False))
         if not verbose:  # TensorFlow's C++ start-up chatter is noise for users; -v keeps it
             os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -135,7 +114,7 @@ def make_main(build_parser: Callable[[], argparse.ArgumentParser],
             if verbose:
                 raise
             print(f"error: {exc}", file=sys.stderr)
-            return 1
+            return USAGE_ERROR if isinstance(exc, ConfigError) else USER_ERROR
         except KeyboardInterrupt:
             print("error: interrupted (rerun with --resume to continue)", file=sys.stderr)
             return 130

@@ -5,13 +5,13 @@ from __future__ import annotations
 import argparse
 import sys
 
-from geoseg.cli.common import add_common_options, make_main
+from geoseg.cli.common import CommandParser, add_common_options, make_main
 from geoseg.convert.colors import color2index, index2color
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="geoseg labels",
-                                description="Convert color-coded label rasters to class indices and back.")
+def build_parser() -> CommandParser:
+    p = CommandParser(prog="geoseg labels",
+                      description="Convert color-coded label rasters to class indices and back.")
     sub = p.add_subparsers(dest="action", required=True, metavar="{color2index,index2color}")
     c2i = sub.add_parser("color2index", help="RGB label raster -> uint8 class raster (needs --palette)")
     c2i.add_argument("input", metavar="RGB.tif", help="color-coded label raster (RGB or RGBA)")

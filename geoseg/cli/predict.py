@@ -1,7 +1,11 @@
 """``python -m geoseg.predict --model BUNDLE SCENE [SCENE ...] --out DIR``: predict whole scenes.
 
 Writes ``<stem>_label.tif`` (uint8 classes, nodata 255, color table) and ``<stem>_prob.tif``
-(one band per class) for each scene; see :mod:`geoseg.inference` for the details.
+(one band per class; ONE band, the foreground probability, for a binary model with one sigmoid
+output, whose label is ``p >= --threshold``) for each scene; see :mod:`geoseg.inference`.
+
+Scenes whose dtype or value range is far from the training data recorded in the bundle are
+refused (:mod:`geoseg.inference.checks`); ``--allow-input-mismatch`` predicts them with a warning.
 
 ``--resume`` keeps every scene whose outputs are both complete and predicts the others from
 the start (a killed run leaves only temporary files for its unfinished scene; they are removed).
@@ -13,14 +17,14 @@ import argparse
 import logging
 import sys
 
-from geoseg.cli.common import add_common_options, make_main
+from geoseg.cli.common import CommandParser, add_common_options, make_main
 from geoseg.errors import InvalidParameterError
 
 log = logging.getLogger("geoseg.predict")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+def build_parser() -> CommandParser:
+    p = CommandParser(
         prog="geoseg predict",
         description="Predict whole scenes with a model bundle into georeferenced label and probability rasters.",
     )
@@ -39,13 +43,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cog", action="store_true", help="write Cloud-Optimized GeoTIFFs with overviews")
     p.add_argument("--compress", choices=("deflate", "zstd", "lzw", "none"), default="deflate",
                    help="output compression (default deflate)")
+    p.add_argument("--threshold", type=float, default=None, metavar="P",
+                   help="binary (one sigmoid output) models: label = 1 where p >= P (default 0.5)")
+    p.add_argument("--allow-input-mismatch", action="store_true",
+                   help="predict scenes whose dtype or value range differs from the training data (warn only)")
     add_common_options(p, out=True, workers=True, resume=True)
     return p
 
 
 def run(args: argparse.Namespace) -> int:
-    from geoseg.io.bundle import load_bundle
     from geoseg.inference import predict_scenes
+    from geoseg.io.bundle import load_bundle
     from geoseg.io.raster import expand_inputs
 
     if not args.model:
@@ -58,7 +66,8 @@ def run(args: argparse.Namespace) -> int:
         bundle, scenes, args.out, workers=args.workers, scheduler=args.scheduler,
         mode=args.mode, stride=args.stride, blend=args.blend, batch_size=args.batch_size, tta=args.tta,
         prob_dtype=args.prob_dtype, write_prob=not args.no_prob, cog=args.cog, compress=args.compress,
-        overwrite=args.overwrite, resume=args.resume, progress=not args.quiet,
+        overwrite=args.overwrite, resume=args.resume, progress=not args.quiet, threshold=args.threshold,
+        allow_input_mismatch=args.allow_input_mismatch,
     )
     for res in results:
         if res.skipped:

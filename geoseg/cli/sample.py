@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
-from geoseg.apps.sample import SAMPLE_DTYPES, make_sample
-from geoseg.cli.common import add_common_options, make_main
+from geoseg.apps.sample import SAMPLE_DTYPES, check_sample_options, make_sample
+from geoseg.cli.common import CommandParser, add_common_options, make_main
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+
+def build_parser() -> CommandParser:
+    p = CommandParser(
         prog="geoseg sample",
         description="Write the synthetic sample scene (scene.tif), its class raster (labels.tif), "
                     "its polygons (labels.gpkg) and class map (classes.json) into OUT_DIR.",
@@ -26,9 +28,20 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def config_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    """The keyword arguments of :func:`~geoseg.apps.sample.make_sample`, checked without touching a file.
+
+    Raises:
+        InvalidParameterError: see :func:`~geoseg.apps.sample.check_sample_options`.
+    """
+    kwargs = {"out_dir": args.out_dir, "size": args.size, "bands": args.bands, "dtype": args.dtype,
+              "seed": args.seed, "crs": args.crs, "pixel_size": args.pixel_size, "overwrite": args.overwrite}
+    check_sample_options(args.size, args.bands, args.dtype, args.crs, args.pixel_size)
+    return kwargs
+
+
 def run(args: argparse.Namespace) -> int:
-    files = make_sample(args.out_dir, size=args.size, bands=args.bands, dtype=args.dtype, seed=args.seed,
-                        crs=args.crs, pixel_size=args.pixel_size, overwrite=args.overwrite)
+    files = make_sample(**config_from_args(args))
     if not args.quiet:
         for p in (files.scene, files.labels, files.polygons, files.classes):
             print(p)

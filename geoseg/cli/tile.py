@@ -14,12 +14,13 @@ from __future__ import annotations
 import argparse
 import sys
 
-from geoseg.cli.common import add_common_options, make_main, parse_int_list
+from geoseg.cli.common import CommandParser, add_common_options, make_main
 from geoseg.errors import InvalidParameterError
+from geoseg.io.bands import parse_band_spec
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+def build_parser() -> CommandParser:
+    p = CommandParser(
         prog="geoseg tile",
         description="Cut scenes (and their labels) into georeferenced patches with an index and dataset.json.")
     p.add_argument("scenes", nargs="+", metavar="SCENE", help="scene rasters: files, folders or globs")
@@ -36,21 +37,37 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--pad", action="store_true", help="pad scenes smaller than --size with nodata")
     g.add_argument("--allow-gaps", action="store_true", help="accept --stride > --size (pixels skipped)")
     g = p.add_argument_group("labels and classes")
-    g.add_argument("--classes", metavar="FILE|NAMES",
-                   help="palette file (JSON or index,name,r,g,b lines) or comma-separated class names")
+    g.add_argument("--classes", metavar="FILE|NAMES|auto",
+                   help="palette file (JSON or index,name,r,g,b lines) or comma-separated class names "
+                        "(text attributes match them case-insensitively); 'auto': background + the sorted "
+                        "distinct texts of the label attribute")
     g.add_argument("--palette", metavar="FILE", help="palette of color-coded label rasters (color -> class)")
     g.add_argument("--label-field", metavar="NAME", help="vector attribute holding class indices")
     g.add_argument("--burn-value", type=int, metavar="N", help="class index burned for every polygon")
+    g.add_argument("--ignore-value", type=float, default=255, metavar="V",
+                   help="label value (raster pixel or vector attribute) meaning 'ignore' (255 in patches), "
+                        "never a class (default 255)")
+    g.add_argument("--labels-crs", metavar="CRS",
+                   help="CRS of vector label coordinates (e.g. EPSG:32633) when the file has none or a wrong one "
+                        "(a GeoJSON without 'crs' member is read as lon/lat)")
     g = p.add_argument_group("filters and split")
     g.add_argument("--aoi", metavar="FILE", help="keep windows lying inside these polygons")
     g.add_argument("--max-nodata", type=float, default=1.0, help="largest nodata fraction kept (default 1.0)")
     g.add_argument("--min-labeled", type=float, default=0.0,
                    help="smallest fraction of non-background label pixels kept (default 0.0)")
-    g.add_argument("--bands", type=parse_int_list, metavar="1,2,3", help="1-based bands to keep (default all)")
+    g.add_argument("--bands", type=parse_band_spec, metavar="1,2,3|red,green,nir",
+                   help="bands to keep: 1-based numbers or names (band descriptions, then colour "
+                        "interpretation); default all but alpha bands")
     g.add_argument("--val-fraction", type=float, default=0.2, help="share of windows for validation (default 0.2)")
     g.add_argument("--split", choices=("random", "spatial"), default="random",
-                   help="random windows, or whole spatial blocks without train/val overlap")
-    g.add_argument("--block-size", type=int, metavar="PX", help="spatial split block side in pixels (default 4 x size)")
+                   help="random windows, or one spatial block per scene (grid chosen from the scene size, "
+                        "--size and --val-fraction) without train/val overlap")
+    g.add_argument("--block-size", type=int, metavar="PX",
+                   help="spatial split: draw square blocks of this side in pixels instead of the automatic grid")
+    g.add_argument("--val-scenes", metavar="PATTERN",
+                   help="hold out whole scenes for validation: file-name globs, comma-separated (e.g. 'tile_7*,b.tif')")
+    g.add_argument("--balance", type=float, metavar="SHARE",
+                   help="random mode: share of windows holding a non-background label (e.g. 0.5)")
     g = p.add_argument_group("output")
     g.add_argument("--format", choices=("tif", "npy"), default="tif", help="patch file format (default tif)")
     g.add_argument("--compress", choices=("none", "deflate", "zstd", "lzw"), default="none",
@@ -67,13 +84,15 @@ def config_from_args(args: argparse.Namespace):
         raise InvalidParameterError("--out DATASET is required")
     scenes = args.scenes if isinstance(args.scenes, list) else [args.scenes]
     labels = args.labels if isinstance(args.labels, list) else [args.labels]
-    bands = parse_int_list(args.bands)
+    bands = parse_band_spec(args.bands)
     cfg = TileConfig(
         scenes=tuple(map(str, scenes)), out=str(args.out), labels=tuple(map(str, labels or [])), mode=args.mode,
         size=args.size, stride=args.stride, count=args.count, seed=args.seed, classes=args.classes,
         palette=args.palette, label_field=args.label_field, burn_value=args.burn_value, aoi=args.aoi,
+        ignore_value=args.ignore_value, labels_crs=args.labels_crs,
         max_nodata=args.max_nodata, min_labeled=args.min_labeled, bands=tuple(bands) if bands else None,
         val_fraction=args.val_fraction, split=args.split, block_size=args.block_size, pad=args.pad,
+        val_scenes=args.val_scenes, balance=args.balance,
         allow_gaps=args.allow_gaps, format=args.format, compress=args.compress, workers=args.workers,
         scheduler=args.scheduler, batch_size=args.batch_size, overwrite=args.overwrite, resume=args.resume,
         quiet=args.quiet)

@@ -8,14 +8,14 @@ from __future__ import annotations
 import argparse
 import sys
 
-from geoseg.cli.common import add_common_options, make_main
+from geoseg.cli.common import CommandParser, add_common_options, make_main
 from geoseg.training.config import MONITORS, NORMALIZATIONS, OPTIMIZERS, SCHEDULES, TrainConfig, default_value
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser() -> CommandParser:
     d = default_value
-    p = argparse.ArgumentParser(prog="geoseg train", description=__doc__.splitlines()[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = CommandParser(prog="geoseg train", description=__doc__.splitlines()[0],
+                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("dataset", metavar="DATASET_DIR", help="tiled dataset folder (index.csv, dataset.json)")
     add_common_options(p)
     m = p.add_argument_group("model")
@@ -26,10 +26,14 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--model-args", default=None, metavar="JSON|k=v,...",
                    help="extra builder arguments, e.g. 'depth=3' or '{\"depth\": 3}'")
     t = p.add_argument_group("training")
-    t.add_argument("--epochs", type=int, default=d("epochs"))
+    t.add_argument("--epochs", type=int, default=d("epochs"), help="ignored with --time-budget")
+    t.add_argument("--time-budget", default=None, metavar="DURATION",
+                   help="wall-clock budget of the run, e.g. 600, 90s, 10m, 1.5h: the epochs and the LR schedule "
+                        "are fitted to it and the run ends within it")
     t.add_argument("--batch-size", type=int, default=d("batch_size"))
     t.add_argument("--lr", type=float, default=d("lr"), help="peak learning rate")
-    t.add_argument("--loss", default=d("loss"), help="ce, bce, dice, focal, lovasz, jaccard or a sum: 'ce+dice', '0.5*ce+dice'")
+    t.add_argument("--loss", default=d("loss"),
+                   help="ce, bce, dice, focal, lovasz, jaccard or a sum: 'ce+dice', '0.5*ce+dice'")
     t.add_argument("--optimizer", choices=OPTIMIZERS, default=d("optimizer"))
     t.add_argument("--momentum", type=float, default=d("momentum"), help="sgd/rmsprop momentum")
     t.add_argument("--weight-decay", type=float, default=d("weight_decay"), help="adamw weight decay")
@@ -38,7 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--class-weights", default=d("class_weights"), metavar="auto|median|none|w0,w1,...")
     t.add_argument("--normalization", choices=NORMALIZATIONS, default=d("normalization"),
                    help="meanstd or percentile (p2/p98 min-max) from dataset.json")
-    t.add_argument("--ignore-index", type=int, default=d("ignore_index"), help="label value left out of loss and metrics")
+    t.add_argument("--ignore-index", type=int, default=d("ignore_index"),
+                   help="label value left out of loss and metrics")
     t.add_argument("--augment", action=argparse.BooleanOptionalAction, default=d("augment"),
                    help="dihedral flips/rotations and per-band brightness/contrast jitter")
     t.add_argument("--scale-crop", action=argparse.BooleanOptionalAction, default=d("scale_crop"),
@@ -46,7 +51,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--val-from", choices=("train",), default=None,
                    help="hold out a spatial block of the training patches when the dataset has no val split")
     t.add_argument("--val-fraction", type=float, default=d("val_fraction"))
-    t.add_argument("--early-stopping-patience", type=int, default=d("early_stopping_patience"), help="0 = off")
+    t.add_argument("--early-stopping-patience", type=int, default=d("early_stopping_patience"),
+                   help="epochs without a new best of the smoothed monitor, counted after half the planned "
+                        "epochs; 0 = off")
+    t.add_argument("--balance", type=float, default=d("balance"), metavar="SHARE",
+                   help="share of training draws from patches holding a rare class (0 = plain shuffling)")
     t.add_argument("--monitor", choices=MONITORS, default=d("monitor"))
     t.add_argument("--mixed-precision", action="store_true", help="float16 compute on GPU")
     t.add_argument("--seed", type=int, default=d("seed"))
@@ -65,13 +74,18 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 def run(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
+    from geoseg.runtime.tensorflow import import_tensorflow
     from geoseg.training.loop import fit
 
+    import_tensorflow()  # quietly: no absl/oneDNN/CUDA start-up lines on stderr (-v keeps them)
     result = fit(cfg)
     if not cfg.quiet:
         m = result.metrics
-        print(f"bundle: {result.bundle}  epochs: {result.epochs}  best epoch: {result.best_epoch}  "
-              f"val mIoU: {m['miou']:.4f}  OA: {m['oa']:.4f}  F1: {m['f1']:.4f}")
+        why = {"time_budget": "stopped at the time budget", "early_stopping": "stopped early"}.get(
+            result.stopped_by, "")
+        print(f"bundle: {result.bundle}  epochs: {result.epochs}{f' ({why})' if why else ''}  "
+              f"best epoch: {result.best_epoch}  val mIoU: {m['miou']:.4f}  OA: {m['oa']:.4f}  F1: {m['f1']:.4f}  "
+              f"{result.seconds:.0f} s")
     return 0
 
 

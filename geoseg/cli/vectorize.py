@@ -9,11 +9,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from geoseg.cli.common import add_common_options, make_main, parse_int_list
+from geoseg.cli.common import CommandParser, add_common_options, make_main, parse_int_list
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+def build_parser() -> CommandParser:
+    p = CommandParser(
         prog="geoseg vectorize",
         description="Turn a label raster into polygons (class_id, class_name, area). Background (0) and "
                     "nodata are skipped unless --classes chooses them.",

@@ -20,6 +20,7 @@ import numpy as np
 import rasterio
 from rasterio.enums import ColorInterp
 
+from geoseg.errors import BandCountError, InvalidParameterError, PaletteError
 from geoseg.io.atomic import atomic_output, check_output
 from geoseg.io.classes import (
     CLASSES_TAG,
@@ -32,7 +33,6 @@ from geoseg.io.classes import (
     index_to_color,
     load_palette,
 )
-from geoseg.errors import BandCountError, InvalidParameterError, PaletteError
 from geoseg.io.profiles import tiled_profile
 from geoseg.io.raster import gdal_env, open_scene
 

@@ -26,9 +26,9 @@ from affine import Affine
 from rasterio.features import shapes
 from rasterio.windows import Window
 
+from geoseg.errors import InvalidParameterError
 from geoseg.io.atomic import atomic_output, check_output
 from geoseg.io.classes import IGNORE_INDEX, ClassMap, classes_from_tags, load_palette
-from geoseg.errors import InvalidParameterError
 from geoseg.io.raster import gdal_env, open_scene
 
 #: Output drivers by file suffix; these support appending, so features are written strip by strip.

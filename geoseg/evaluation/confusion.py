@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from geoseg.io.classes import IGNORE_INDEX
 from geoseg.errors import InvalidParameterError, LabelValueError
+from geoseg.io.classes import IGNORE_INDEX
 
 
 class ClassValueError(LabelValueError):
@@ -50,7 +50,8 @@ class ConfusionMatrix:
         ignore_background: also drop pixels whose truth is class 0.
 
     Attributes:
-        matrix: ``(C, C)`` counts, rows = truth, columns = prediction.
+        matrix: ``(C, C)`` counts, rows = truth, columns = prediction (pass one to start from
+            it; the default starts from zeros).
         excluded: pixels seen by :meth:`update` that did not enter the matrix (ignored,
             nodata, outside the label, or background when ``ignore_background``).
     """
@@ -58,7 +59,7 @@ class ConfusionMatrix:
     num_classes: int
     ignore_index: int | None = IGNORE_INDEX
     ignore_background: bool = False
-    matrix: np.ndarray = field(default=None, repr=False)  # type: ignore[assignment]
+    matrix: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), dtype=np.int64), repr=False)
     excluded: int = 0
 
     def __post_init__(self) -> None:
@@ -70,7 +71,7 @@ class ConfusionMatrix:
                 f"--ignore-index {self.ignore_index} is a class value (0..{self.num_classes - 1}); "
                 "choose a value outside the classes, e.g. 255"
             )
-        if self.matrix is None:
+        if np.shape(self.matrix) == (0, 0):  # the default: start from zeros
             self.matrix = np.zeros((self.num_classes, self.num_classes), dtype=np.int64)
         else:
             self.matrix = np.asarray(self.matrix, dtype=np.int64)

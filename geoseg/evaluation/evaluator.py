@@ -5,24 +5,32 @@ Modes:
 - ``global``: one confusion matrix summed over every pixel of every pair; metrics from it.
 - ``per_image``: metrics of each pair, then averaged over the pairs (NaN-ignoring, see
   :func:`geoseg.evaluation.metrics.average_metrics`); the summed matrix is still reported.
+
+Restricting the area (``aoi`` polygons, or the ``split`` windows of a tiled ``dataset``): each
+read window is masked in memory with the area (pixel-centre rule, see
+:mod:`geoseg.evaluation.area`); pixels outside count as excluded, exactly as if their label were
+the ignore index.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from geoseg.io.classes import CLASSES_TAG, IGNORE_INDEX, ClassMap, classes_from_tags, load_palette
-from geoseg.errors import InvalidParameterError, LabelValueError, NoOverlapError
+from geoseg.errors import DatasetError, InvalidParameterError, LabelValueError, NoOverlapError
+from geoseg.evaluation.area import Area, AreaMask, read_area
 from geoseg.evaluation.confusion import ClassValueError, ConfusionMatrix
 from geoseg.evaluation.metrics import Metrics, average_metrics, compute_metrics
-from geoseg.evaluation.pairing import Pair, pair_inputs
-from geoseg.evaluation.reader import DEFAULT_MAX_PIXELS, PairReader, open_label, open_prediction
+from geoseg.evaluation.pairing import Pair, pair_inputs, pair_key
+from geoseg.evaluation.reader import DEFAULT_MAX_PIXELS, PairReader, open_prediction
+from geoseg.io.classes import CLASSES_TAG, IGNORE_INDEX, ClassMap, classes_from_tags, load_palette
+from geoseg.io.label_values import LabelRules
+from geoseg.io.labels import open_label_raster
 from geoseg.io.raster import gdal_env
 
 log = logging.getLogger("geoseg.evaluation")
@@ -141,7 +149,9 @@ def evaluate(predictions: PathLike | Sequence[PathLike], labels: PathLike | Sequ
              num_classes: int | None = None, mode: str = "global", ignore_index: int | None = IGNORE_INDEX,
              ignore_background: bool = False, classes: ClassMap | Sequence[str] | PathLike | None = None,
              label_field: str | None = None, burn_value: int | None = None, vector_fill: int = 0,
-             max_pixels: int = DEFAULT_MAX_PIXELS, progress: bool = False) -> EvaluationResult:
+             max_pixels: int = DEFAULT_MAX_PIXELS, progress: bool = False, aoi: PathLike | Area | None = None,
+             dataset: PathLike | None = None, split: str = "val",
+             labels_crs: str | None = None) -> EvaluationResult:
     """Compare prediction rasters with labels, streaming both window by window.
 
     Args:
@@ -158,6 +168,12 @@ def evaluate(predictions: PathLike | Sequence[PathLike], labels: PathLike | Sequ
         vector_fill: class of pixels outside every polygon (0 = background; 255 = unlabeled).
         max_pixels: pixels per read window (memory bound).
         progress: show a progress bar.
+        aoi: score only pixels inside these polygons: an :class:`Area` or ``"FILE[:layer]"``
+            (any CRS, reprojected to each prediction's CRS; e.g. ``"dataset/split.gpkg:val"``).
+        dataset: score only the area of the ``split`` windows of this tiled dataset
+            (``DIR/index.csv``), matched to each prediction by scene name.
+        split: the dataset split scored with ``dataset`` (default ``"val"``: the held-out area).
+        labels_crs: CRS of vector label coordinates, overriding the file's (``--labels-crs``).
 
     Raises:
         GeoSegError subclasses for every input problem: missing files, unpaired files, bad band
@@ -167,19 +183,32 @@ def evaluate(predictions: PathLike | Sequence[PathLike], labels: PathLike | Sequ
         raise InvalidParameterError(f"--mode must be one of {', '.join(MODES)}, got {mode!r}")
     if label_field is not None and burn_value is not None:
         raise InvalidParameterError("--label-field and --burn-value exclude each other; give one")
+    if aoi is not None and dataset is not None:
+        raise InvalidParameterError("--aoi and --dataset exclude each other; give one")
     preds = [predictions] if isinstance(predictions, (str, os.PathLike)) else list(predictions)
     labs = [labels] if isinstance(labels, (str, os.PathLike)) else list(labels)
     pairs = pair_inputs(preds, labs)
     # Check every header first, so a bad file late in the list fails before hours of reading.
     sizes = []
+    masks: list[AreaMask | None] = []
+    areas = _area_finder(aoi, dataset, split)
     for pair in pairs:
         info = open_prediction(pair.prediction)
         sizes.append(info.width * info.height)
         if not pair.label_is_vector:
-            open_label(pair.label)
+            open_label_raster(pair.label)
+        area = areas(pair) if areas is not None else None
+        masks.append(None if area is None else area.on_grid(info.crs, info.transform, info.width, info.height))
+    _check_area_overlap(pairs, masks)
     cmap = resolve_classes(classes, num_classes, pairs[0].prediction)
     c = cmap.num_classes
     exclude = (0,) if ignore_background else ()
+    # Truth is read by the label reader tiling uses; label values equal to ignore_index become "no label".
+    named = tuple(cmap.names) != tuple(ClassMap.default(c).names)  # text attributes need real names
+    rules = LabelRules(label_field=label_field, burn_value=burn_value,
+                       class_names=tuple(cmap.names) if named else None, ignore_value=ignore_index,
+                       labels_crs=labels_crs, vector_fill=vector_fill)
+    warned: set[Path] = set()  # one warning per vector file about skipped/repaired features
 
     bar = None
     if progress:
@@ -189,13 +218,13 @@ def evaluate(predictions: PathLike | Sequence[PathLike], labels: PathLike | Sequ
     images = []
     try:
         with gdal_env():
-            for pair in pairs:
+            for pair, mask in zip(pairs, masks):
                 cm = ConfusionMatrix(c, ignore_index, ignore_background)
-                with PairReader(pair, label_field=label_field, burn_value=burn_value, vector_fill=vector_fill,
-                                max_pixels=max_pixels) as reader:
+                with PairReader(pair, rules, max_pixels=max_pixels, warned=warned) as reader:
                     for block in reader:
+                        valid = block.valid if mask is None else block.valid & mask(block.window)
                         try:
-                            cm.update(block.truth, block.pred, block.valid,
+                            cm.update(block.truth, block.pred, valid,
                                       origin=(int(block.window.row_off), int(block.window.col_off)))
                         except ClassValueError as exc:
                             raise _class_value_error(exc, pair, reader, cm) from None
@@ -213,7 +242,8 @@ def evaluate(predictions: PathLike | Sequence[PathLike], labels: PathLike | Sequ
     if total.sum() == 0:
         raise NoOverlapError(
             "no pixel to evaluate: every pixel is prediction nodata, unlabeled (ignore index "
-            f"{ignore_index}){', background' if ignore_background else ''} or outside the labels"
+            f"{ignore_index}){', background' if ignore_background else ''}, outside the labels"
+            f"{' or outside the evaluated area' if areas is not None else ''}"
         )
     if mode == "global":
         metrics = compute_metrics(total, exclude)
@@ -223,7 +253,12 @@ def evaluate(predictions: PathLike | Sequence[PathLike], labels: PathLike | Sequ
             if i.metrics.pixels == 0:
                 log.warning("%s: no pixel to evaluate; left out of the per-image average", i.pair.prediction)
         metrics = average_metrics(counted)
-    options = {"label_field": label_field, "burn_value": burn_value, "vector_fill": vector_fill}
+    options = {"label_field": label_field, "burn_value": burn_value, "vector_fill": vector_fill,
+               "labels_crs": labels_crs}
+    if aoi is not None:
+        options["aoi"] = aoi.source if isinstance(aoi, Area) else str(aoi)
+    if dataset is not None:
+        options.update(dataset=str(dataset), split=split)
     return EvaluationResult(mode=mode, classes=cmap, confusion=total, metrics=metrics, images=tuple(images),
                             ignore_index=ignore_index, ignore_background=ignore_background, options=options)
 
@@ -243,3 +278,47 @@ def _class_value_error(exc: ClassValueError, pair: Pair, reader: PairReader, cm:
     return LabelValueError(
         f"{what} holds class value(s) {values} ({expected}); first at row {row}, col {col} of {pair.prediction}"
     )
+
+
+def _area_finder(aoi: PathLike | Area | None, dataset: PathLike | None,
+                 split: str) -> Callable[[Pair], Area | None] | None:
+    """Pair -> the area to score in it (None: no restriction)."""
+    if aoi is not None:
+        area = aoi if isinstance(aoi, Area) else read_area(aoi)
+        return lambda pair: area
+    if dataset is None:
+        return None
+    from geoseg.evaluation.holdout import scene_names, split_areas
+
+    by_scene = split_areas(dataset, split)
+    scenes = scene_names(dataset)
+
+    def find(pair: Pair) -> Area | None:
+        keys = (pair_key(pair.prediction), pair.key, pair.prediction.stem, pair_key(pair.label), pair.label.stem)
+        for key in keys:
+            if key in by_scene:
+                return by_scene[key]
+        if any(key in scenes for key in keys):  # a scene without any window of that split: nothing to score
+            return Area(np.empty(0, dtype=object), None, f"{dataset} (split {split!r}: no window of this scene)")
+        raise DatasetError(
+            f"prediction {pair.prediction} matches no scene of dataset {dataset} "
+            f"(tried {', '.join(dict.fromkeys(keys))}; "
+            f"scenes are: {', '.join(scenes[:10])}{' ...' if len(scenes) > 10 else ''})"
+        )
+
+    return find
+
+
+def _check_area_overlap(pairs: Sequence[Pair], masks: Sequence[AreaMask | None]) -> None:
+    """Refuse an area that overlaps no prediction; warn for each prediction it misses."""
+    bound = [(p, m) for p, m in zip(pairs, masks) if m is not None]
+    if not bound:
+        return
+    if all(m.empty for _, m in bound):
+        raise NoOverlapError(
+            f"the evaluated area {bound[0][1].source} overlaps no prediction "
+            f"({', '.join(str(p.prediction) for p, _ in bound[:5])}{' ...' if len(bound) > 5 else ''})"
+        )
+    for pair, mask in bound:
+        if mask.empty:
+            log.warning("%s lies outside the evaluated area %s: nothing of it is scored", pair.prediction, mask.source)

@@ -1,7 +1,9 @@
-"""Restrict a label raster to the windows of one dataset split (e.g. the spatial validation area).
+"""The held-out area of a tiled dataset: the union of the windows of one split, per scene.
 
-Used to score a whole-scene prediction on the held-out area only: pixels outside the chosen
-windows become 255 (ignored by evaluation). Works block by block, so any scene size is fine.
+:func:`split_areas` reads ``DIR/index.csv`` and returns, per scene, an
+:class:`~geoseg.evaluation.area.Area` made of the window footprints (``minx, miny, maxx, maxy``
+in the scene CRS) of the patches of that split; ``geoseg evaluate --dataset DIR --split val``
+masks each evaluated window with it in memory (pixel-centre rule: exact on the scene grid).
 """
 
 from __future__ import annotations
@@ -11,58 +13,62 @@ import os
 from pathlib import Path
 
 import numpy as np
-import rasterio
-from rasterio.windows import Window
+import shapely
+from rasterio.crs import CRS
 
-from geoseg.io.atomic import atomic_output
-from geoseg.io.classes import IGNORE_INDEX
 from geoseg.errors import DatasetError
-from geoseg.io.raster import gdal_env
+from geoseg.evaluation.area import Area
+
+INDEX_FILE = "index.csv"
 
 
-def windows_of_split(index_csv: str | os.PathLike, scene: str | os.PathLike, split: str) -> list[Window]:
-    """Windows (scene pixels) of the patches of ``scene`` in ``split``, read from a dataset index.
+def _index_rows(dataset: str | os.PathLike, need: tuple[str, ...] = ("scene", "split")
+                ) -> tuple[Path, list[dict[str, str]]]:
+    """Rows of ``DIR/index.csv`` (``dataset`` may also name the csv itself), with the ``need`` columns."""
+    p = Path(dataset)
+    index = p if p.suffix.lower() == ".csv" else p / INDEX_FILE
+    if not index.exists():
+        raise DatasetError(f"no dataset index: {index} (expected the output folder of 'geoseg tile')")
+    with index.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    missing = set(need) - set(rows[0]) if rows else set()
+    if missing:
+        raise DatasetError(f"{index} lacks column(s) {', '.join(sorted(missing))}")
+    return index, rows
+
+
+def split_areas(dataset: str | os.PathLike, split: str) -> dict[str, Area]:
+    """Per scene (file stem), the area covered by the windows of ``split`` in ``DIR/index.csv``.
+
+    Scenes of the dataset without any window of ``split`` are absent from the result.
 
     Raises:
-        DatasetError: the index is missing.
+        DatasetError: no index, or no row of that split at all (the splits found are listed).
     """
-    p = Path(index_csv)
-    if not p.exists():
-        raise DatasetError(f"no dataset index: {p}")
-    stem = Path(scene).stem
-    out = []
-    with p.open(newline="") as f:
-        for row in csv.DictReader(f):
-            if row["split"] == split and Path(row["scene"]).stem == stem:
-                out.append(Window(int(row["col_off"]), int(row["row_off"]), int(row["width"]), int(row["height"])))
+    index, rows = _index_rows(dataset, ("scene", "split", "minx", "miny", "maxx", "maxy", "crs"))
+    boxes: dict[str, list[tuple[float, float, float, float]]] = {}
+    crs: dict[str, str] = {}
+    for row in rows:
+        if row["split"] != split:
+            continue
+        stem = Path(row["scene"]).stem
+        boxes.setdefault(stem, []).append(
+            (float(row["minx"]), float(row["miny"]), float(row["maxx"]), float(row["maxy"])))
+        crs.setdefault(stem, row["crs"])
+    if not boxes:
+        found = sorted({r["split"] for r in rows})
+        raise DatasetError(f"{index} has no patch of split {split!r}; splits found: {', '.join(found) or '(none)'}")
+    out = {}
+    for stem, b in boxes.items():
+        arr = np.asarray(b, dtype=np.float64)
+        geoms = shapely.box(arr[:, 0], arr[:, 1], arr[:, 2], arr[:, 3])
+        out[stem] = Area(geometries=np.asarray(geoms, dtype=object),
+                         crs=CRS.from_user_input(crs[stem]) if crs[stem] else None,
+                         source=f"{index} (split {split!r}, scene {stem})")
     return out
 
 
-def mask_outside_windows(label_path: str | os.PathLike, windows: list[Window], out_path: str | os.PathLike,
-                         block_rows: int = 512) -> Path:
-    """Copy a 1-band label raster, setting every pixel outside ``windows`` to 255.
-
-    Processed in strips of ``block_rows`` rows; the output keeps the grid, CRS and color table.
-    """
-    with gdal_env(), rasterio.open(label_path) as src:
-        prof = src.profile.copy()
-        prof.update(count=1, dtype="uint8", nodata=IGNORE_INDEX, tiled=True, blockxsize=256, blockysize=256,
-                    compress="deflate")
-        try:
-            cmap = src.colormap(1)
-        except ValueError:
-            cmap = None
-        with atomic_output(out_path) as tmp, rasterio.open(tmp, "w", **prof) as dst:
-            for r0 in range(0, src.height, block_rows):
-                h = min(block_rows, src.height - r0)
-                strip = Window(0, r0, src.width, h)
-                data = src.read(1, window=strip)
-                keep = np.zeros(data.shape, dtype=bool)
-                for w in windows:
-                    rr0, rr1 = max(int(w.row_off), r0), min(int(w.row_off + w.height), r0 + h)
-                    if rr0 < rr1:
-                        keep[rr0 - r0:rr1 - r0, int(w.col_off):int(w.col_off + w.width)] = True
-                dst.write(np.where(keep, data, IGNORE_INDEX).astype(np.uint8), 1, window=strip)
-            if cmap:
-                dst.write_colormap(1, cmap)
-    return Path(out_path)
+def scene_names(dataset: str | os.PathLike) -> list[str]:
+    """File stems of the scenes listed in ``DIR/index.csv``."""
+    _, rows = _index_rows(dataset)
+    return sorted({Path(r["scene"]).stem for r in rows})

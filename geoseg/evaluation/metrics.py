@@ -31,6 +31,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
+from typing import Any
 
 import numpy as np
 
@@ -74,7 +75,8 @@ class Metrics:
 
 def _ratio(num: np.ndarray, den: np.ndarray, present: np.ndarray) -> np.ndarray:
     """``num / den``, 0 where ``den == 0`` but the class is present, NaN where it is absent."""
-    out = np.divide(num, den, out=np.zeros(num.shape, dtype=np.float64), where=den > 0)
+    out = np.zeros(num.shape, dtype=np.float64)
+    np.divide(num, den, out=out, where=den > 0)
     out[~present] = np.nan
     return out
 
@@ -137,7 +139,7 @@ def average_metrics(items: Sequence[Metrics]) -> Metrics:
     """
     if not items:
         raise ValueError("no metrics to average")
-    values = {}
+    values: dict[str, Any] = {}
     for f in fields(Metrics):
         stack = np.array([getattr(m, f.name) for m in items], dtype=np.float64)
         if f.name in ("support", "predicted", "pixels"):

@@ -22,8 +22,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from geoseg.io.atomic import TMP_MARK
 from geoseg.errors import InputNotFoundError, InvalidParameterError
+from geoseg.io.atomic import TMP_MARK
 from geoseg.io.raster import RASTER_SUFFIXES, expand_inputs
 from geoseg.io.vector import DRIVERS
 

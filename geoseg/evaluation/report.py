@@ -31,10 +31,10 @@ from pathlib import Path
 import numpy as np
 
 from geoseg import __version__
-from geoseg.io.atomic import atomic_output
 from geoseg.errors import InvalidParameterError, OutputExistsError
 from geoseg.evaluation.evaluator import EvaluationResult
 from geoseg.evaluation.metrics import PER_CLASS, SCALARS, Metrics
+from geoseg.io.atomic import atomic_output
 
 REPORT_FILES = ("report.json", "report.csv", "confusion.png")
 FORMAT_VERSION = 1
@@ -127,9 +127,11 @@ def format_table(result: EvaluationResult) -> str:
     lines.append("")
     lines.append(f"overall accuracy {_fmt(m.overall_accuracy)}   mean IoU {_fmt(m.mean_iou)}   "
                  f"mean F1 {_fmt(m.mean_f1)}   kappa {_fmt(m.kappa)}   fw IoU {_fmt(m.fw_iou)}")
+    area = result.options.get("aoi") or (f"{result.options['dataset']} split {result.options.get('split')}"
+                                         if result.options.get("dataset") else None)
     lines.append(f"pixels evaluated {m.pixels:,}   excluded {result.excluded:,} "
                  f"(nodata, ignore index {result.ignore_index}{', background' if result.ignore_background else ''}, "
-                 "outside labels)")
+                 f"outside labels{f', outside the area {area}' if area else ''})")
     return "\n".join(lines)
 
 

@@ -44,13 +44,14 @@ def profile(n: int, blend: str) -> np.ndarray:
     u = _centres(n)
     if blend == "spline":
         d = 1.0 - np.abs(2.0 * u - 1.0)  # 1 at the centre, -> 0 at the edges
-        f = np.where(d <= 0.5, 2.0 * d**2, 1.0 - 2.0 * (1.0 - d) ** 2)
+        f: np.ndarray = np.where(d <= 0.5, 2.0 * d**2, 1.0 - 2.0 * (1.0 - d) ** 2)
     elif blend == "gaussian":
         sigma = 1.0 / 8.0
         f = np.exp(-((u - 0.5) ** 2) / (2.0 * sigma**2))
     else:
         raise InvalidParameterError(f"--blend {blend!r} is not known; choose from {', '.join(BLENDS)}")
-    return f / f.max()
+    peak: float = f.max()
+    return f / peak
 
 
 def weight_window(size: int | tuple[int, int], blend: str = "mean") -> np.ndarray:

@@ -9,7 +9,8 @@ Workers load the bundle's model once (cached per worker process, keyed by the bu
 the model file's modification time) and return encoded rows (uint8 labels, probabilities in
 the output dtype); this process writes them in row order, so workers need to read the bundle
 and the scenes but never write. ``--workers N`` starts a local cluster of N processes with one
-thread each; ``--scheduler ADDRESS`` connects to an existing dask.distributed cluster.
+thread each; ``--scheduler ADDRESS`` connects to an existing dask.distributed cluster (both
+through :func:`geoseg.runtime.cluster.dask_client`).
 
 At most ``2 x workers`` strips are in flight or waiting to be written, which bounds the memory
 of this process to a few strips whatever the number and size of the scenes.
@@ -21,30 +22,29 @@ import functools
 import logging
 import os
 import time
-import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
-from geoseg.io.bundle import MODEL_FILE, Bundle, load_bundle
 from geoseg.inference.blending import weight_window
 from geoseg.inference.engine import (
-    PredictionResult,
-    PredictOptions,
-    SceneJob,
     default_strip_rows,
     iter_strip_blocks,
     make_forward,
     remove_scene_temps,
     run_job,
-    run_tags,
+    scene_writer,
     strip_ranges,
 )
+from geoseg.inference.options import PredictionResult, PredictOptions, SceneJob
 from geoseg.inference.progress import SceneProgress
 from geoseg.inference.reader import ScenePlan
-from geoseg.inference.writers import PredictionWriter, choose_block, encode
+from geoseg.inference.writers import choose_block, encode
+from geoseg.io.bundle import MODEL_FILE, Bundle, load_bundle
+from geoseg.runtime.cluster import dask_client
+from geoseg.runtime.tensorflow import import_tensorflow
 
 log = logging.getLogger("geoseg.predict")
 
@@ -52,9 +52,8 @@ log = logging.getLogger("geoseg.predict")
 @functools.lru_cache(maxsize=2)
 def _worker_model(bundle_dir: str, mtime: float, bands: int, tta: bool, threads: int | None):
     """(bundle, forward) loaded once per worker process (``mtime`` invalidates a replaced model)."""
+    tf = import_tensorflow()
     if threads:
-        import tensorflow as tf
-
         try:  # only possible before TensorFlow's runtime starts, i.e. on the first task
             tf.config.threading.set_intra_op_parallelism_threads(int(threads))
             tf.config.threading.set_inter_op_parallelism_threads(1)
@@ -79,23 +78,11 @@ def predict_strip_task(bundle_dir: str, mtime: float, scene: str, bands: Sequenc
     labels, probs = [], []
     for block in iter_strip_blocks(forward, Path(scene), plan, bands, bundle.normalization, weights, first, stop,
                                    opts.batch_size, counts=counts, prefetch_depth=opts.prefetch):
-        label, prob = encode(block.prob, block.valid, opts.prob_dtype, opts.write_prob)
+        label, prob = encode(block.prob, block.valid, opts.prob_dtype, opts.write_prob, opts.threshold)
         labels.append(label)
         probs.append(prob)
     prob = np.concatenate(probs, axis=1) if opts.write_prob else None
     return first, np.concatenate(labels), prob, counts[0] + counts[1], counts[1]
-
-
-def _connect(workers: int, scheduler: str | None):
-    from distributed import Client, LocalCluster
-
-    if scheduler:
-        return Client(scheduler), None
-    with warnings.catch_warnings():  # "port 8787 in use": the HTTP server is started even without dashboard
-        warnings.simplefilter("ignore", UserWarning)
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
-                               silence_logs=logging.ERROR)
-    return Client(cluster), cluster
 
 
 class _SceneState:
@@ -115,8 +102,7 @@ class _SceneState:
         plan = ScenePlan.create(info.height, info.width, bundle.tile_size, opts.stride)
         total = sum(plan.count(a, b) for a, b in strips)
         self.bar = SceneProgress(info.path.name, total, info.width * info.height, enabled=opts.progress)
-        self.writer = PredictionWriter(job.paths, info, bundle.classes, bundle.num_classes, opts.prob_dtype,
-                                       opts.compress, opts.cog, run_tags(bundle, opts, info, job.bands))
+        self.writer = scene_writer(bundle, job, opts)
         self.writer.__enter__()
         self.open = True
 
@@ -175,42 +161,38 @@ def predict_jobs_dask(bundle: Bundle, jobs: Sequence[SceneJob], opts: PredictOpt
         rows = opts.strip_rows or default_strip_rows(bundle.tile_size, choose_block(job.info.height, job.info.width))
         for si, strip in enumerate(strip_ranges(job.info.height, rows)):
             tasks.append((ji, si, strip))
-    client, cluster = _connect(workers, scheduler)
-    limit = max(2, 2 * (workers if not scheduler else len(client.scheduler_info().get("workers", {})) or 2))
-    states: dict[int, _SceneState] = {}
-    futures = as_completed()
-    index: dict[str, tuple[int, int]] = {}
-    outstanding = 0
-    nxt = 0
-    try:
-        while nxt < len(tasks) or outstanding:
-            while nxt < len(tasks) and outstanding < limit:
-                ji, si, (a, b) = tasks[nxt]
-                job = jobs[ji]
-                if ji not in states:
-                    strips = [t[2] for t in tasks if t[0] == ji]
-                    states[ji] = _SceneState(bundle, job, opts, strips)
-                fut = client.submit(predict_strip_task, bundle_dir, mtime, str(Path(job.info.path).resolve()),
-                                    list(job.bands), job.info.height, job.info.width, a, b, options, threads,
-                                    pure=False, key=f"geoseg-predict-{ji}-{si}-{os.getpid()}-{time.time_ns()}")
-                index[fut.key] = (ji, si)
-                futures.add(fut)
-                outstanding += 1
-                nxt += 1
-            fut = next(futures)
-            ji, si = index.pop(fut.key)
-            result = fut.result()
-            fut.release()
-            state = states[ji]
-            outstanding -= state.add(si, result)
-            if state.done:
-                yield state.finish()
-                del states[ji]
-    except BaseException as exc:
-        for state in states.values():
-            state.abort(exc)
-        raise
-    finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
+    with dask_client(workers, scheduler) as client:
+        limit = max(2, 2 * (workers if not scheduler else len(client.scheduler_info().get("workers", {})) or 2))
+        states: dict[int, _SceneState] = {}
+        futures = as_completed()
+        index: dict[str, tuple[int, int]] = {}
+        outstanding = 0
+        nxt = 0
+        try:
+            while nxt < len(tasks) or outstanding:
+                while nxt < len(tasks) and outstanding < limit:
+                    ji, si, (a, b) = tasks[nxt]
+                    job = jobs[ji]
+                    if ji not in states:
+                        strips = [t[2] for t in tasks if t[0] == ji]
+                        states[ji] = _SceneState(bundle, job, opts, strips)
+                    fut = client.submit(predict_strip_task, bundle_dir, mtime, str(Path(job.info.path).resolve()),
+                                        list(job.bands), job.info.height, job.info.width, a, b, options, threads,
+                                        pure=False, key=f"geoseg-predict-{ji}-{si}-{os.getpid()}-{time.time_ns()}")
+                    index[fut.key] = (ji, si)
+                    futures.add(fut)
+                    outstanding += 1
+                    nxt += 1
+                fut = next(futures)
+                ji, si = index.pop(fut.key)
+                result = fut.result()
+                fut.release()
+                state = states[ji]
+                outstanding -= state.add(si, result)
+                if state.done:
+                    yield state.finish()
+                    del states[ji]
+        except BaseException as exc:
+            for state in states.values():
+                state.abort(exc)
+            raise

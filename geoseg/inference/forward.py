@@ -1,11 +1,13 @@
 """The model side of prediction: a compiled forward pass and test-time augmentation.
 
-``Forward`` maps a batch ``(N, tile, tile, C)`` float32 to softmax probabilities
-``(N, tile, tile, K)`` float32. The Keras model is traced once into a ``tf.function`` with an
-unknown batch dimension, so the last (short) batch does not retrace and each call costs only
-the model itself. With ``tta`` the batch is predicted under the 8 dihedral transforms (4
-rotations x optional flip), each prediction is mapped back to the original frame and the 8 are
-averaged (float64 sum, so identical predictions average to themselves exactly).
+``Forward`` maps a batch ``(N, tile, tile, C)`` float32 to probabilities ``(N, tile, tile, K)``
+float32: softmax over K classes, or ``K = 1`` for a binary model (the sigmoid probability of
+class 1; blending, TTA and the writers keep that one channel, see :mod:`geoseg.inference.writers`).
+The Keras model is traced once into a ``tf.function`` with an unknown batch dimension, so the
+last (short) batch does not retrace and each call costs only the model itself. With ``tta`` the
+batch is predicted under the 8 dihedral transforms (4 rotations x optional flip), each
+prediction is mapped back to the original frame and the 8 are averaged (float64 sum, so
+identical predictions average to themselves exactly).
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from __future__ import annotations
 import numpy as np
 
 from geoseg.errors import BundleError
+from geoseg.io.bundle import model_input_channels
+from geoseg.runtime.tensorflow import import_tensorflow
 
 #: (rotations by 90 degrees, flip left-right) for the 8 dihedral transforms.
 DIHEDRAL = tuple((k, flip) for flip in (False, True) for k in range(4))
@@ -40,21 +44,22 @@ class Forward:
         model: a ``keras.Model`` mapping ``(N, tile, tile, C)`` to ``(N, tile, tile, K)``.
         tile: window size in pixels.
         bands: C, the number of input channels fed to the model.
-        num_classes: K expected from the bundle; checked against the model output.
+        channels: K, the output channels expected from the bundle (its classes, 1 for a binary
+            model); checked against the model output.
         tta: average the 8 dihedral transforms.
         source: name of the bundle for error messages.
     """
 
-    def __init__(self, model, tile: int, bands: int, num_classes: int, tta: bool = False, source: str = "model"):
-        import tensorflow as tf
+    def __init__(self, model, tile: int, bands: int, channels: int, tta: bool = False, source: str = "model"):
+        tf = import_tensorflow()
 
         self.model = model
         self.tile = int(tile)
         self.bands = int(bands)
-        self.num_classes = int(num_classes)
+        self.channels = int(channels)
         self.tta = bool(tta)
         self.source = source
-        expected = _input_channels(model)
+        expected = model_input_channels(model)
         if expected is not None and expected != self.bands:
             raise BundleError(f"model of {source} expects {expected} input band(s), but its geoseg.json "
                               f"reads {self.bands} band(s) from the scene")
@@ -68,10 +73,10 @@ class Forward:
             y = y[0]
         y = np.asarray(y)
         if not self._checked:
-            if y.shape[1:] != (self.tile, self.tile, self.num_classes):
+            if y.shape[1:] != (self.tile, self.tile, self.channels):
                 raise BundleError(
                     f"model of {self.source} outputs shape {tuple(y.shape[1:])}, expected "
-                    f"({self.tile}, {self.tile}, {self.num_classes}) (tile, tile, classes of the bundle)"
+                    f"({self.tile}, {self.tile}, {self.channels}) (tile, tile, output channels of the bundle)"
                 )
             self._checked = True
         return y.astype(np.float32, copy=False)
@@ -79,7 +84,7 @@ class Forward:
     def __call__(self, x: np.ndarray) -> np.ndarray:
         """``(N, tile, tile, C)`` float32 -> ``(N, tile, tile, K)`` float32 probabilities."""
         if len(x) == 0:
-            return np.zeros((0, self.tile, self.tile, self.num_classes), dtype=np.float32)
+            return np.zeros((0, self.tile, self.tile, self.channels), dtype=np.float32)
         if not self.tta:
             return self._call(x)
         total = None
@@ -88,12 +93,3 @@ class Forward:
             total = y if total is None else total + y
         return (total / len(DIHEDRAL)).astype(np.float32)
 
-
-def _input_channels(model) -> int | None:
-    shape = getattr(model, "input_shape", None)
-    if isinstance(shape, list):
-        shape = shape[0]
-    try:
-        return int(shape[-1]) if shape and shape[-1] is not None else None
-    except (TypeError, IndexError):
-        return None

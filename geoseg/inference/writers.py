@@ -2,7 +2,9 @@
 
 - Label: uint8, one band, class index per pixel, nodata 255, a color table from the bundle's
   classes, class names in the ``GEOSEG_CLASSES`` tag (JSON list of ``{index, name, color}``).
-- Probabilities: one band per class (band description = class name).
+- Probabilities: one band per class (band description = class name); a binary model (one
+  sigmoid output, 2 classes) gets ONE band, the foreground probability ``p`` of class 1
+  (``p(class 0) = 1 - p``), and its label is ``p >= threshold``.
   ``uint8``: ``value = min(round(p * 255), 254)``, band scale ``1/255`` (GDAL unscaled value = p),
   nodata 255. ``float32``: ``p`` exactly, nodata NaN.
 - Both: the scene's CRS, transform and size, tiled and compressed (:func:`geoseg.io.profiles.tiled_profile`),
@@ -63,22 +65,24 @@ def output_paths(scene: str | Path, out_dir: str | Path, write_prob: bool = True
     return OutputPaths(out / f"{stem}_label.tif", out / f"{stem}_prob.tif" if write_prob else None)
 
 
-def encode(prob: np.ndarray, valid: np.ndarray, prob_dtype: str = "uint8",
-           with_prob: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+def encode(prob: np.ndarray, valid: np.ndarray, prob_dtype: str = "uint8", with_prob: bool = True,
+           threshold: float | None = None) -> tuple[np.ndarray, np.ndarray | None]:
     """Turn blended rows into what the rasters store.
 
     Args:
-        prob: ``(n, W, K)`` float32 probabilities.
+        prob: ``(n, W, K)`` float32 probabilities; ``K = 1`` for a binary model (``p`` of class 1).
         valid: ``(n, W)`` bool.
         prob_dtype: ``uint8`` or ``float32``.
         with_prob: also encode the probability bands.
+        threshold: binary models: the label threshold (see :func:`label_bands`).
 
     Returns:
         ``(label (n, W) uint8, prob (K, n, W) or None)``. ``label = argmax(prob)`` on the float
-        values; uint8 quantization is monotone, so the label's band also holds the largest stored value.
+        values (``p >= threshold`` for one band); uint8 quantization is monotone, so the label's
+        band also holds the largest stored value.
     """
     bands = np.ascontiguousarray(np.moveaxis(prob, -1, 0), dtype=np.float32)  # (K, n, W)
-    label = argmax_bands(bands)
+    label = label_bands(bands, threshold)
     invalid = None if valid.all() else ~valid  # masked stores are slow: skip them when nothing is masked
     if invalid is not None:
         label[invalid] = LABEL_NODATA
@@ -95,6 +99,17 @@ def encode(prob: np.ndarray, valid: np.ndarray, prob_dtype: str = "uint8",
     if invalid is not None:
         out[:, invalid] = PROB_UINT8_NODATA
     return label, out
+
+
+def label_bands(bands: np.ndarray, threshold: float | None = None) -> np.ndarray:
+    """Class labels ``(n, W)`` uint8 of probabilities ``(K, n, W)``.
+
+    ``K > 1``: :func:`argmax_bands`. ``K = 1`` (binary model, ``p`` of class 1): ``p >= threshold``
+    (0.5 when None), i.e. class 1 where ``p >= threshold``, else class 0.
+    """
+    if bands.shape[0] == 1:
+        return (bands[0] >= (0.5 if threshold is None else threshold)).astype(np.uint8)
+    return argmax_bands(bands)
 
 
 def argmax_bands(bands: np.ndarray) -> np.ndarray:
@@ -138,20 +153,21 @@ class PredictionWriter:
         paths: final output paths.
         info: the scene (size, CRS, transform).
         classes: bundle classes (color table, names).
-        num_classes: K, the number of probability bands.
+        prob_bands: K, the number of probability bands: the classes, or 1 for a binary model
+            (the band of class 1, named after it).
         prob_dtype: ``uint8`` or ``float32``.
         compress: ``deflate``, ``zstd``, ``lzw`` or ``none``.
         cog: convert to Cloud-Optimized GeoTIFFs with overviews.
         tags: run metadata written in the default tag domain of both files.
     """
 
-    def __init__(self, paths: OutputPaths, info: SceneInfo, classes: ClassMap, num_classes: int,
+    def __init__(self, paths: OutputPaths, info: SceneInfo, classes: ClassMap, prob_bands: int,
                  prob_dtype: str = "uint8", compress: str = "deflate", cog: bool = False,
                  tags: dict | None = None):
         self.paths = paths
         self.info = info
         self.classes = classes
-        self.num_classes = int(num_classes)
+        self.prob_bands = int(prob_bands)
         self.prob_dtype = prob_dtype
         self.compress = compress
         self.cog = cog
@@ -188,7 +204,7 @@ class PredictionWriter:
             raise
         w = self.info.width
         self._label_buf = np.full((self.block, w), LABEL_NODATA, dtype=np.uint8)
-        self._prob_buf = (np.zeros((self.num_classes, self.block, w), dtype=self.prob_dtype)
+        self._prob_buf = (np.zeros((self.prob_bands, self.block, w), dtype=self.prob_dtype)
                           if "prob" in self._datasets else None)
         return self
 
@@ -229,7 +245,7 @@ class PredictionWriter:
         if kind == "label":
             dtype, count, nodata = "uint8", 1, LABEL_NODATA
         else:
-            dtype, count = self.prob_dtype, self.num_classes
+            dtype, count = self.prob_dtype, self.prob_bands
             nodata = float("nan") if dtype == "float32" else PROB_UINT8_NODATA
         prof = tiled_profile(info.width, info.height, count, dtype, info.crs, info.transform, nodata,
                              compress=self.compress, block=self.block)
@@ -238,12 +254,13 @@ class PredictionWriter:
             ds = rasterio.open(path, "w", **prof)
         ds.update_tags(**self.tags)
         names = {c.index: c.name for c in self.classes.classes}
+        first = 1 if count == 1 and self.classes.num_classes == 2 else 0  # binary: the band of class 1
         if kind == "label":
             ds.write_colormap(1, self.classes.colormap())
             ds.set_band_description(1, "class")
         else:
             for k in range(count):
-                ds.set_band_description(k + 1, names.get(k, f"class_{k}"))
+                ds.set_band_description(k + 1, names.get(first + k, f"class_{first + k}"))
             if dtype == "uint8":
                 ds.scales = [1.0 / 255.0] * count
                 ds.offsets = [0.0] * count

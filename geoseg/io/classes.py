@@ -14,6 +14,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -72,16 +73,16 @@ class ClassMap:
         """``class_0 .. class_{n-1}`` with default colors."""
         return cls.from_names([f"class_{i}" for i in range(num_classes)])
 
-    def to_json(self) -> list[dict]:
+    def to_json(self) -> list[dict[str, Any]]:
         return [{"index": c.index, "name": c.name, "color": list(c.color)} for c in self.classes]
 
     @classmethod
-    def from_json(cls, items: list[dict]) -> ClassMap:
+    def from_json(cls, items: list[dict[str, Any]]) -> ClassMap:
         out = []
         for i, it in enumerate(items):
             idx = int(it.get("index", i))
-            color = tuple(int(v) for v in it.get("color", DEFAULT_COLORS[idx % len(DEFAULT_COLORS)]))[:3]
-            out.append(ClassInfo(idx, str(it.get("name", f"class_{idx}")), color))
+            r, g, b = (int(v) for v in list(it.get("color", DEFAULT_COLORS[idx % len(DEFAULT_COLORS)]))[:3])
+            out.append(ClassInfo(idx, str(it.get("name", f"class_{idx}")), (r, g, b)))
         return cls(tuple(sorted(out, key=lambda c: c.index)))
 
     def colormap(self) -> dict[int, tuple[int, int, int, int]]:
@@ -90,12 +91,12 @@ class ClassMap:
         cmap[IGNORE_INDEX] = (0, 0, 0, 0)
         return cmap
 
-    def save(self, path: str | os.PathLike) -> None:
+    def save(self, path: str | os.PathLike[str]) -> None:
         """Write a JSON palette file."""
         Path(path).write_text(json.dumps({"classes": self.to_json()}, indent=2) + "\n")
 
 
-def load_palette(path: str | os.PathLike) -> ClassMap:
+def load_palette(path: str | os.PathLike[str]) -> ClassMap:
     """Read a palette file (JSON or ``index,name,r,g,b`` lines).
 
     Raises:
@@ -149,7 +150,8 @@ def color_to_index(rgb: np.ndarray, classes: ClassMap, source: str = "label rast
         )
         more = f" and {len(bad) - 10} more" if len(bad) > 10 else ""
         raise PaletteError(f"{source}: {len(bad)} color(s) not in the palette: {listed}{more}")
-    return values[pos].astype(np.uint8)
+    out: np.ndarray = values[pos].astype(np.uint8)
+    return out
 
 
 def index_to_color(index: np.ndarray, classes: ClassMap) -> np.ndarray:

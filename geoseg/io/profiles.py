@@ -1,4 +1,4 @@
-"""Named GeoTIFF output profiles (STYLE 10), in one place.
+"""Named GeoTIFF output profiles, in one place.
 
 - ``patch_profile``: a training patch (small, striped or tiled, uncompressed by default).
 - ``tiled_profile``: a whole-scene output, tiled 512x512 and compressed, BIGTIFF if needed.

@@ -18,7 +18,7 @@ import rasterio
 from affine import Affine
 from rasterio.crs import CRS
 from rasterio.errors import RasterioIOError
-from rasterio.windows import Window
+from rasterio.transform import array_bounds
 
 from geoseg.errors import (
     AlignmentError,
@@ -82,12 +82,8 @@ class SceneInfo:
     @property
     def bounds(self) -> tuple[float, float, float, float]:
         """(minx, miny, maxx, maxy) in CRS units."""
-        return _bounds(self.transform, self.height, self.width)
-
-
-def _bounds(transform: Affine, height: int, width: int) -> tuple[float, float, float, float]:
-    xs, ys = zip(*(transform @ (c, r) for r in (0, height) for c in (0, width)))
-    return (min(xs), min(ys), max(xs), max(ys))
+        x0, y0, x1, y1 = array_bounds(self.height, self.width, self.transform)
+        return (min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1))  # also for south-up grids
 
 
 def open_scene(path: str | os.PathLike, require_georeference: bool = False) -> SceneInfo:
@@ -157,13 +153,14 @@ def check_same_grid(a: SceneInfo, b: SceneInfo, tolerance: float = 1e-6) -> None
         AlignmentError: grids differ; the message says how.
     """
     if (a.crs or None) != (b.crs or None):
-        raise AlignmentError(f"CRS differs: {a.path} is {_crs_name(a.crs)}, {b.path} is {_crs_name(b.crs)}")
+        raise AlignmentError(f"CRS differs: {a.path} is {crs_name(a.crs)}, {b.path} is {crs_name(b.crs)}")
     if (a.width, a.height) != (b.width, b.height):
         raise AlignmentError(
             f"size differs: {a.path} is {a.width}x{a.height}, {b.path} is {b.width}x{b.height} pixels"
         )
     if not a.transform.almost_equals(b.transform, precision=tolerance * max(abs(a.transform.a), 1e-12)):
-        raise AlignmentError(f"transform differs: {a.path} {tuple(a.transform)[:6]} vs {b.path} {tuple(b.transform)[:6]}")
+        raise AlignmentError(f"transform differs: {a.path} {tuple(a.transform)[:6]} vs "
+                             f"{b.path} {tuple(b.transform)[:6]}")
 
 
 def same_grid(a: SceneInfo, b: SceneInfo) -> bool:
@@ -175,7 +172,8 @@ def same_grid(a: SceneInfo, b: SceneInfo) -> bool:
     return True
 
 
-def _crs_name(crs: CRS | None) -> str:
+def crs_name(crs: CRS | None) -> str:
+    """Short name of a CRS for messages: ``EPSG:32633``, else the start of its PROJ string, or ``no CRS``."""
     if crs is None:
         return "no CRS"
     epsg = crs.to_epsg()
@@ -209,27 +207,6 @@ def expand_inputs(items: Sequence[str | os.PathLike], suffixes: Sequence[str] = 
     return out
 
 
-@dataclass(frozen=True)
-class GeoPatch:
-    """Pixels that carry their georeferencing (STYLE 3).
-
-    Attributes:
-        data: ``(C, H, W)`` array.
-        window: where the patch lies in its scene, in scene pixels.
-        transform: the patch's own affine transform (scene transform shifted by the window offset).
-        crs: scene CRS (or None).
-        nodata: nodata value of ``data`` (or None).
-        valid: ``(H, W)`` bool, True where the pixel holds data (not nodata in all bands, not padding).
-    """
-
-    data: np.ndarray
-    window: Window
-    transform: Affine
-    crs: CRS | None
-    nodata: float | None
-    valid: np.ndarray
-
-
 def valid_mask(data: np.ndarray, nodata: float | None) -> np.ndarray:
     """``(H, W)`` bool: True unless the pixel equals ``nodata`` in every band of ``data`` (C, H, W).
 
@@ -243,32 +220,3 @@ def valid_mask(data: np.ndarray, nodata: float | None) -> np.ndarray:
     if nodata is None:
         return np.ones(data.shape[1:], dtype=bool)
     return ~(data == nodata).all(axis=0)
-
-
-def read_patch(ds: rasterio.io.DatasetReader, window: Window, bands: Sequence[int] | None = None,
-               boundless: bool = False) -> GeoPatch:
-    """Read a window of an open dataset as a :class:`GeoPatch`.
-
-    With ``boundless=True`` the window may extend past the scene; the outside is filled with
-    nodata (or 0) and marked invalid.
-    """
-    idx = list(bands) if bands is not None else list(range(1, ds.count + 1))
-    fill = ds.nodata if ds.nodata is not None else 0
-    if boundless:
-        data = ds.read(idx, window=window, boundless=True, fill_value=fill)
-        inside = np.zeros(data.shape[1:], dtype=bool)
-        r0, c0 = int(window.row_off), int(window.col_off)
-        rr = slice(max(0, -r0), max(0, min(int(window.height), ds.height - r0)))
-        cc = slice(max(0, -c0), max(0, min(int(window.width), ds.width - c0)))
-        inside[rr, cc] = True
-    else:
-        data = ds.read(idx, window=window)
-        inside = np.ones(data.shape[1:], dtype=bool)
-    return GeoPatch(
-        data=data,
-        window=window,
-        transform=ds.window_transform(window),
-        crs=ds.crs,
-        nodata=ds.nodata,
-        valid=valid_mask(data, ds.nodata) & inside,
-    )

@@ -12,9 +12,11 @@ from pathlib import Path
 import numpy as np
 import shapely
 from rasterio.crs import CRS
+from rasterio.errors import CRSError
 
+from geoseg.errors import CRSMismatchError, InputNotFoundError, VectorLabelError
 from geoseg.io.atomic import atomic_output
-from geoseg.errors import InputNotFoundError, VectorLabelError
+from geoseg.io.raster import crs_name
 
 DRIVERS = {".gpkg": "GPKG", ".geojson": "GeoJSON", ".json": "GeoJSON", ".shp": "ESRI Shapefile",
            ".fgb": "FlatGeobuf"}
@@ -69,6 +71,93 @@ def read_vector(path: str | os.PathLike, columns: list[str] | None = None, layer
     return VectorData(geometries=np.asarray(geoms, dtype=object), attributes=attrs, crs=crs, path=p)
 
 
+@dataclass(frozen=True)
+class VectorHeader:
+    """What a vector file's first (or named) layer says about itself, without reading features.
+
+    Attributes:
+        path: the file.
+        fields: attribute names.
+        crs: the layer's CRS, or None (a GeoJSON without a ``crs`` member reports EPSG:4326).
+        bounds: (minx, miny, maxx, maxy) of all features in the layer's CRS units, or None when empty.
+        driver: OGR driver name (``"GPKG"``, ``"GeoJSON"``...).
+        features: number of features.
+    """
+
+    path: Path
+    fields: tuple[str, ...]
+    crs: CRS | None
+    bounds: tuple[float, float, float, float] | None
+    driver: str
+    features: int
+
+
+def read_header(path: str | os.PathLike, layer: str | int | None = None) -> VectorHeader:
+    """Read a vector layer's header (fields, CRS, total bounds).
+
+    Raises:
+        InputNotFoundError: no such file.
+        VectorLabelError: not a readable vector file.
+    """
+    import pyogrio
+    import pyogrio.errors
+
+    p = Path(path)
+    if not p.exists():
+        raise InputNotFoundError(f"no such vector file: {p}")
+    try:
+        info = pyogrio.read_info(p, layer=layer, force_total_bounds=True)
+    except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError) as exc:
+        raise VectorLabelError(f"not a readable vector file: {p} ({str(exc).splitlines()[0]})") from None
+    bounds = info.get("total_bounds")
+    ok = bounds is not None and all(np.isfinite(bounds)) and info.get("features", 0) != 0
+    return VectorHeader(path=p, fields=tuple(str(f) for f in info["fields"]),
+                        crs=CRS.from_user_input(info["crs"]) if info.get("crs") else None,
+                        bounds=tuple(float(v) for v in bounds) if ok else None,
+                        driver=str(info.get("driver", "")), features=int(info.get("features", -1)))
+
+
+def reproject_geometries(geoms: np.ndarray, src_crs: CRS, dst_crs: CRS) -> np.ndarray:
+    """Reproject a shapely geometry array (all vertices in one ``rasterio.warp.transform`` call).
+
+    Raises:
+        CRSMismatchError: PROJ cannot transform between the two CRSs.
+    """
+    from rasterio.warp import transform
+
+    def _tx(xy: np.ndarray) -> np.ndarray:
+        xs, ys = transform(src_crs, dst_crs, xy[:, 0], xy[:, 1])
+        return np.column_stack([xs, ys])
+
+    try:
+        return shapely.transform(geoms, _tx)
+    except (CRSError, ValueError, RuntimeError) as exc:
+        raise CRSMismatchError(f"cannot reproject geometries from {crs_name(src_crs)} to {crs_name(dst_crs)}: "
+                               f"{str(exc).splitlines()[0]}") from None
+
+
+def polygonal_parts(geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Repair invalid (e.g. self-intersecting) polygons with ``shapely.make_valid``, keeping polygonal parts.
+
+    Args:
+        geoms: shapely geometry array (N,).
+
+    Returns:
+        ``(geometries, repaired)``: the array with each invalid polygon replaced by its valid
+        polygonal part (an empty polygon when nothing polygonal is left), and a bool (N,)
+        mask of the geometries that were invalid.
+    """
+    invalid = ~shapely.is_valid(geoms) & ~shapely.is_missing(geoms)
+    if not invalid.any():
+        return geoms, invalid
+    out = geoms.copy()
+    for i in np.nonzero(invalid)[0]:
+        fixed = shapely.make_valid(geoms[i])
+        parts = [g for g in shapely.get_parts(fixed) if g.geom_type in ("Polygon", "MultiPolygon")]
+        out[i] = shapely.union_all(parts) if parts else shapely.Polygon()
+    return out, invalid
+
+
 def write_vector(path: str | os.PathLike, geometries, attributes: dict[str, np.ndarray] | None = None,
                  crs: CRS | str | None = None, layer: str | None = None, driver: str | None = None,
                  geometry_type: str | None = None, append: bool = False) -> Path:
@@ -93,7 +182,8 @@ def write_vector(path: str | os.PathLike, geometries, attributes: dict[str, np.n
     wkb = shapely.to_wkb(geoms) if len(geoms) else np.array([], dtype=object)
     if geometry_type is None:
         kinds = sorted({g.geom_type for g in geoms}) if len(geoms) else ["Polygon"]
-        geometry_type = kinds[0] if len(kinds) == 1 else ("MultiPolygon" if set(kinds) <= {"Polygon", "MultiPolygon"} else "Unknown")
+        polygonal = set(kinds) <= {"Polygon", "MultiPolygon"}
+        geometry_type = kinds[0] if len(kinds) == 1 else ("MultiPolygon" if polygonal else "Unknown")
     crs_text = None if crs is None else CRS.from_user_input(crs).to_wkt()
     kwargs = dict(layer=layer, driver=drv, geometry_type=geometry_type, crs=crs_text)
     if drv == "GeoJSON":

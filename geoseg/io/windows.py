@@ -1,6 +1,6 @@
 """Pure window maths: where to cut a scene. No I/O.
 
-The same generators serve tiling and stride-mode prediction (STYLE 2).
+The same generators serve tiling and stride-mode prediction.
 
 Grid formula (one axis of length ``L``, window ``size``, ``stride``):
     offsets are ``0, stride, 2*stride, ...`` while ``offset + size < L``; the last window is
@@ -12,11 +12,11 @@ Grid formula (one axis of length ``L``, window ``size``, ``stride``):
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 
 import numpy as np
 from affine import Affine
 from rasterio.windows import Window
+from rasterio.windows import transform as window_transform
 
 from geoseg.errors import InvalidParameterError, SceneTooSmallError
 
@@ -116,27 +116,9 @@ def padded_shape(height: int, width: int, size: int | tuple[int, int]) -> tuple[
     return max(height, h), max(width, w)
 
 
-def window_transform(window: Window, transform: Affine) -> Affine:
-    """The affine transform of a window: the scene transform shifted by the window offset (pixels)."""
-    return transform @ Affine.translation(window.col_off, window.row_off)
-
-
 def window_bounds(window: Window, transform: Affine) -> tuple[float, float, float, float]:
-    """(minx, miny, maxx, maxy) of a window, in CRS units."""
+    """(minx, miny, maxx, maxy) of a window, in CRS units: the extent of its four corners, so it
+    holds for rotated and south-up transforms too (``rasterio.windows.bounds`` assumes north-up)."""
     t = window_transform(window, transform)
     xs, ys = zip(*(t @ (c, r) for r in (0, window.height) for c in (0, window.width)))
     return (min(xs), min(ys), max(xs), max(ys))
-
-
-def iter_row_bands(windows: list[Window]) -> Iterator[tuple[int, list[Window]]]:
-    """Group row-major windows by their row offset: yields ``(row_off, windows_in_that_row)``."""
-    current: list[Window] = []
-    row = None
-    for win in windows:
-        if row is not None and win.row_off != row:
-            yield int(row), current
-            current = []
-        row = win.row_off
-        current.append(win)
-    if current:
-        yield int(row), current

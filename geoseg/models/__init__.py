@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from geoseg.errors import InputNotFoundError, ModelConfigError
-from geoseg.models import layers as layers  # noqa: F401  (registers the shared custom layers)
+from geoseg.models import layers as layers
 from geoseg.models import registry
 from geoseg.models.backbones import BACKBONES, get_spec
 

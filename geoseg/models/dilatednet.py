@@ -26,9 +26,9 @@ import keras
 
 from geoseg.models.vgg import VGG_WIDTHS, check_backbone, check_widths, fc_convs, load_vgg_model_weights, vgg_encoder
 from geoseg.models.vgg_layers import (
-    builder,
     ConvIdentity,
     FixedBilinearUpsampling2D,
+    builder,
     check_build_args,
     check_choice,
     check_positive_int,

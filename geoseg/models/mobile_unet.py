@@ -38,7 +38,8 @@ def build_mobile_unet(num_classes: int, input_shape: tuple, backbone: str | None
     """
     backbone = backbone or "mobilenetv2"
     if backbone != "mobilenetv2":
-        raise ModelConfigError(f"mobile_unet has a MobileNetV2 encoder: backbone must be 'mobilenetv2', got {backbone!r}")
+        raise ModelConfigError("mobile_unet has a MobileNetV2 encoder: backbone must be 'mobilenetv2', "
+                               f"got {backbone!r}")
     if output_stride != 32:
         raise ModelConfigError(f"mobile_unet decodes undilated features: output_stride must be 32, got {output_stride}")
     if len(decoder_filters) != 5:

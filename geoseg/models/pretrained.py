@@ -99,8 +99,7 @@ def load_weights_file(model, path: str | os.PathLike) -> None:
         raise InputNotFoundError(f"no such weights file: {p}")
     try:
         if p.name.endswith(".keras"):
-            import geoseg.models  # noqa: F401  (custom layers)
-
+            # geoseg.models (this module's package) has registered every custom layer already
             src = keras.saving.load_model(p, compile=False)
             _check_bands(src, model, p)
             copied = transfer_weights(src, model)

@@ -20,8 +20,8 @@ from collections.abc import Sequence
 
 import keras
 
-from geoseg.models.pretrained import load_weights_file
 from geoseg.errors import ModelConfigError
+from geoseg.models.pretrained import load_weights_file
 from geoseg.models.vgg_layers import (
     builder,
     check_build_args,

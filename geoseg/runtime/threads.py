@@ -1,7 +1,12 @@
-"""Small thread helpers that overlap reading, model compute and writing.
+"""The one home of geoseg's bounded background threads: overlap reading, model compute and writing.
 
 GDAL reads/writes, zlib/zstd compression, most numpy kernels and TensorFlow all release the
-GIL, so one thread per stage keeps the model busy while the other stages run beside it.
+GIL, so one thread per stage keeps the model busy while the other stages run beside it. Every
+stage hands over through a bounded queue, so memory stays bounded by a few items per stage.
+
+- :func:`prefetch` runs a producer ahead of its consumer (prediction chains two: window reads,
+  then the model one batch ahead of the accumulation).
+- :class:`BackgroundConsumer` runs a consumer behind its producer (prediction's writer).
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ from typing import Any
 
 from geoseg.errors import InvalidParameterError
 from geoseg.io.classes import ClassMap, load_palette
+from geoseg.io.label_values import AUTO, LabelRules
 from geoseg.io.windows import check_stride
 from geoseg.tiling import writer
 from geoseg.tiling.split import SPLITS
@@ -39,13 +40,17 @@ class TileConfig:
     palette: str | None = None
     label_field: str | None = None
     burn_value: int | None = None
+    ignore_value: float | None = 255
+    labels_crs: str | None = None
     aoi: str | None = None
     max_nodata: float = 1.0
     min_labeled: float = 0.0
-    bands: tuple[int, ...] | None = None
+    bands: tuple[int | str, ...] | None = None  # 1-based numbers and/or band names; None: all but alpha
     val_fraction: float = 0.2
     split: str = "random"
     block_size: int | None = None
+    val_scenes: str | None = None  # comma-separated file-name globs of scenes held out for validation
+    balance: float | None = None  # random mode: share of windows holding a non-background label
     pad: bool = False
     allow_gaps: bool = False
     format: str = "tif"
@@ -70,6 +75,9 @@ class TileConfig:
         out["stride"] = self.effective_stride if self.mode == "stride" else None
         if self.mode == "stride":
             out.pop("count")
+        for key in ("val_scenes", "balance"):  # recorded only when used: older datasets stay identical
+            if out.get(key) is None:
+                out.pop(key, None)
         return out
 
 
@@ -93,6 +101,17 @@ def validate_config(cfg: TileConfig) -> None:
         raise InvalidParameterError(f"--split must be one of {', '.join(SPLITS)}, got {cfg.split!r}")
     if not 0.0 <= cfg.val_fraction < 1.0:
         raise InvalidParameterError(f"--val-fraction must be in [0, 1), got {cfg.val_fraction}")
+    if cfg.block_size is not None and cfg.block_size <= 0:
+        raise InvalidParameterError(f"--block-size must be > 0 pixels, got {cfg.block_size}")
+    if cfg.val_scenes is not None and cfg.split == "spatial":
+        raise InvalidParameterError("give either --split spatial or --val-scenes (whole scenes held out), not both")
+    if cfg.balance is not None:
+        if cfg.mode != "random":
+            raise InvalidParameterError("--balance needs --mode random (it chooses among random windows)")
+        if not cfg.labels:
+            raise InvalidParameterError("--balance needs --labels (it counts label pixels per window)")
+        if not 0.0 <= cfg.balance <= 1.0:
+            raise InvalidParameterError(f"--balance must be a share in [0, 1], got {cfg.balance}")
     if not 0.0 <= cfg.max_nodata <= 1.0:
         raise InvalidParameterError(f"--max-nodata must be in [0, 1], got {cfg.max_nodata}")
     if not 0.0 <= cfg.min_labeled <= 1.0:
@@ -111,11 +130,28 @@ def validate_config(cfg: TileConfig) -> None:
         raise InvalidParameterError(f"--workers must be >= 1, got {cfg.workers}")
     if cfg.label_field and cfg.burn_value is not None:
         raise InvalidParameterError("give either --label-field or --burn-value, not both")
+    label_rules(cfg, None)  # burn value range, --labels-crs
+    if cfg.classes and cfg.classes.strip().lower() == AUTO and cfg.palette:
+        raise InvalidParameterError("--classes auto takes class names from the labels; --palette already names them")
+
+
+def label_rules(cfg: TileConfig, class_names: tuple[str, ...] | None) -> LabelRules:
+    """The label value rules of a tiling run (``class_names``: for text attributes).
+
+    Raises:
+        InvalidParameterError: a burn value outside 0..254, or a --labels-crs PROJ does not know.
+    """
+    from geoseg.io.label_vectors import labels_crs
+
+    rules = LabelRules(label_field=cfg.label_field, burn_value=cfg.burn_value, class_names=class_names,
+                       ignore_value=cfg.ignore_value, labels_crs=cfg.labels_crs)
+    labels_crs(rules)
+    return rules
 
 
 def parse_classes(spec: str | None) -> ClassMap | None:
     """``--classes``: a palette file (JSON or ``index,name,r,g,b`` lines) or comma-separated names."""
-    if not spec:
+    if not spec or spec.strip().lower() == AUTO:  # auto: names come from the labels (see plan_scenes)
         return None
     p = Path(spec)
     if p.exists() or p.suffix.lower() in (".json", ".csv", ".txt"):

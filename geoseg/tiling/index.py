@@ -15,19 +15,22 @@ from __future__ import annotations
 import csv
 import json
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import shapely
+from affine import Affine
 
-from geoseg.io.atomic import atomic_output
 from geoseg.errors import DatasetError, InvalidParameterError
+from geoseg.io.atomic import atomic_output
 
 INDEX_FILE = "index.csv"
 FOOTPRINTS_FILE = "footprints.gpkg"
 JOURNAL_FILE = ".journal.jsonl"
+SPLIT_FILE = "split.gpkg"
+SPLITS = ("train", "val")
 
 BASE_COLUMNS = ("id", "scene", "split", "row_off", "col_off", "width", "height", "minx", "miny", "maxx", "maxy",
                 "crs", "nodata_fraction", "labeled_fraction", "image", "label")
@@ -91,6 +94,41 @@ def write_footprints(path: Path, rows: Sequence[dict[str, Any]], num_classes: in
                     attrs[c] = np.asarray(vals, dtype=object)
             write_vector(tmp, geoms, attrs, crs=crs or None, layer=layer, driver="GPKG",
                          geometry_type="Polygon", append=n > 0)
+
+
+def write_split_areas(path: Path, areas: Mapping[tuple[str, str], shapely.Geometry],
+                      scenes: Mapping[str, tuple[Affine, str]]) -> None:
+    """``split.gpkg``: per split a layer (``train``, ``val``) with one feature per scene, the union of
+    that split's windows, in the scene CRS (layers ``<split>_<epsg>`` when scenes differ in CRS).
+
+    Args:
+        path: output file.
+        areas: ``(scene, split) ->`` union of the windows in scene pixel coordinates (x = column,
+            y = row), as :func:`geoseg.tiling.split.split_areas` returns.
+        scenes: scene name -> (affine transform, CRS text) mapping pixels to the scene CRS.
+
+    Attributes of each feature: ``scene``, ``split``.
+    """
+    from shapely.affinity import affine_transform
+
+    from geoseg.io.vector import write_vector
+
+    crs_of = {name: crs for name, (_, crs) in scenes.items()}
+    crss = list(dict.fromkeys(crs_of[name] for name in scenes)) or [""]
+    with atomic_output(path) as tmp:
+        n = 0
+        for crs in crss:
+            for split in SPLITS:
+                names = [name for name in scenes if crs_of[name] == crs and (name, split) in areas]
+                geoms = []
+                for name in names:
+                    t = scenes[name][0]
+                    geoms.append(affine_transform(areas[(name, split)], [t.a, t.b, t.d, t.e, t.c, t.f]))
+                layer = split if len(crss) == 1 else f"{split}_{_crs_tag(crs)}"
+                attrs = {"scene": np.asarray(names, dtype=object), "split": np.asarray([split] * len(names), object)}
+                write_vector(tmp, geoms, attrs, crs=crs or None, layer=layer, driver="GPKG",
+                             geometry_type="MultiPolygon", append=n > 0)
+                n += 1
 
 
 def _crs_tag(crs: str) -> str:

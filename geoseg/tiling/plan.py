@@ -15,12 +15,15 @@ import shapely
 from rasterio.windows import Window
 
 from geoseg.errors import BandCountError, InvalidParameterError, NoOverlapError, SceneTooSmallError
+from geoseg.io.bands import select_bands
 from geoseg.io.classes import ClassMap, load_palette
-from geoseg.io.labels import VECTOR_SUFFIXES, LabelSource, is_vector, resolve_labels
-from geoseg.io.raster import RASTER_SUFFIXES, SceneInfo, check_bands, expand_inputs, open_scene
+from geoseg.io.label_source import VECTOR_SUFFIXES, Grid, LabelSource, is_vector
+from geoseg.io.label_values import AUTO
+from geoseg.io.labels import resolve_labels
+from geoseg.io.raster import RASTER_SUFFIXES, SceneInfo, expand_inputs, open_scene
 from geoseg.io.windows import padded_shape, random_windows, stride_windows, window_bounds
-from geoseg.tiling.config import TileConfig, parse_classes
-from geoseg.tiling.split import BLOCK_WINDOWS, random_split, spatial_split
+from geoseg.tiling.config import TileConfig, label_rules, parse_classes
+from geoseg.tiling.split import match_val_scenes, split_windows
 
 log = logging.getLogger("geoseg.tiling")
 
@@ -34,6 +37,7 @@ class ScenePlan:
     windows: list[Window]
     ids: list[str]
     splits: list[str | None]
+    bands: tuple[int, ...] = ()  # 1-based bands read (alpha bands left out unless --bands names them)
 
 
 def pair_labels(scene_items: Sequence[str], label_items: Sequence[str], scenes: Sequence[Path]) -> list[Path | None]:
@@ -84,8 +88,7 @@ def _windows_for(cfg: TileConfig, info: SceneInfo, scene_index: int) -> tuple[tu
 
 
 def _aoi_filter(aoi_path: str, info: SceneInfo, windows: list[Window]) -> list[bool]:
-    from geoseg.io.labels import reproject_geometries
-    from geoseg.io.vector import read_vector
+    from geoseg.io.vector import read_vector, reproject_geometries
 
     if info.crs is None:
         from geoseg.errors import MissingGeoreferenceError
@@ -111,44 +114,82 @@ def plan_scenes(cfg: TileConfig) -> tuple[list[ScenePlan], ClassMap | None, Clas
     label_paths = pair_labels(cfg.scenes, cfg.labels, scenes)
     classes = parse_classes(cfg.classes)
     palette = load_palette(cfg.palette) if cfg.palette else None
+    classes = _auto_classes(cfg, label_paths) if _is_auto(cfg.classes) else classes
+    rules = label_rules(cfg, _names_by_index(classes or palette))
+    warned: set[Path] = set()  # vector files whose skipped/repaired features were reported
     stems = Counter(p.stem for p in scenes)
     dup = [s for s, n in stems.items() if n > 1]
     if dup:
         raise InvalidParameterError(f"scenes share a file name ({', '.join(dup)}); patch ids would collide")
+    held_out = match_val_scenes(cfg.val_scenes, scenes) if cfg.val_scenes else [None] * len(scenes)
     plans: list[ScenePlan] = []
     dropped: Counter = Counter()
     first: SceneInfo | None = None
+    first_bands: list[int] = []
     for i, (path, lab) in enumerate(zip(scenes, label_paths)):
         need_geo = bool(cfg.aoi) or (lab is not None and is_vector(lab))
         info = open_scene(path, require_georeference=need_geo)
-        bands = check_bands(info, cfg.bands)
+        bands = select_bands(info, cfg.bands)
         if first is None:
-            first = info
+            first, first_bands = info, bands
         elif info.dtype != first.dtype:
             raise BandCountError(f"scene {path} is {info.dtype} but {first.path} is {first.dtype}; "
                                  "all scenes of a dataset need the same data type")
-        elif len(bands) != len(check_bands(first, cfg.bands)):
+        elif len(bands) != len(first_bands):
             raise BandCountError(f"scene {path} has {info.count} band(s) but {first.path} has {first.count}; "
                                  "select the same bands with --bands")
         if not info.has_georeference:
             log.warning("scene %s has no CRS/geotransform: patches will carry pixel coordinates only", path)
         shape, wins = _windows_for(cfg, info, i)
-        source = resolve_labels(lab, info, shape, palette=palette, label_field=cfg.label_field,
-                                burn_value=cfg.burn_value) if lab is not None else None
+        source = resolve_labels(lab, Grid.of(info, shape), rules, palette=palette,
+                                warned=warned) if lab is not None else None
+        if cfg.balance is not None and source is not None:
+            wins = _balanced(cfg, info, shape, source, i)
         if cfg.aoi:
             keep = _aoi_filter(cfg.aoi, info, wins)
             dropped["aoi"] += keep.count(False)
             wins = [w for w, k in zip(wins, keep) if k]
         ids = _window_ids(path.stem, wins)
-        if cfg.split == "spatial":
-            block = cfg.block_size or BLOCK_WINDOWS * cfg.size
-            splits = spatial_split(wins, shape[0], shape[1], block, cfg.val_fraction, cfg.seed + i)
-        else:
-            splits = random_split(len(wins), cfg.val_fraction, cfg.seed + i)
+        splits = split_windows(wins, shape, cfg.split, cfg.val_fraction, cfg.seed + i, block=cfg.block_size,
+                               scene=str(path), held_out=held_out[i])
         dropped["split"] += splits.count(None)
         plans.append(ScenePlan(info=info, name=str(path), labels=source, shape=shape, windows=wins, ids=ids,
-                                splits=splits))
+                               splits=splits, bands=tuple(bands)))
     return plans, classes, palette, dropped
+
+
+def _is_auto(spec: str | None) -> bool:
+    return bool(spec) and spec.strip().lower() == AUTO
+
+
+def _auto_classes(cfg: TileConfig, label_paths: Sequence[Path | None]) -> ClassMap | None:
+    """``--classes auto``: background + the sorted distinct texts of the vector attribute; None when
+    the labels hold class numbers (the class list then follows the label values)."""
+    from geoseg.io.label_vectors import auto_classes
+
+    vectors = [p for p in label_paths if p is not None and is_vector(p)]
+    names = auto_classes(vectors, label_rules(cfg, None)) if vectors else None
+    return ClassMap.from_names(list(names)) if names else None
+
+
+def _names_by_index(classes: ClassMap | None) -> tuple[str, ...] | None:
+    """Class names by index (gaps as ""), for text class attributes."""
+    if classes is None or not len(classes):
+        return None
+    names = [""] * classes.num_classes
+    for c in classes.classes:
+        names[c.index] = c.name
+    return tuple(names)
+
+
+def _balanced(cfg: TileConfig, info: SceneInfo, shape: tuple[int, int], source: LabelSource,
+              scene_index: int) -> list[Window]:
+    """``--balance``: random windows with the requested foreground share (see :mod:`geoseg.tiling.balance`)."""
+    from geoseg.tiling.balance import balanced_windows
+
+    accept = (lambda ws: _aoi_filter(cfg.aoi, info, ws)) if cfg.aoi else None
+    return balanced_windows(shape[0], shape[1], cfg.size, cfg.count, float(cfg.balance), source,
+                            [cfg.seed, scene_index, 0xBA1A], accept=accept, scene=str(info.path))
 
 
 def _window_ids(stem: str, windows: Sequence[Window]) -> list[str]:

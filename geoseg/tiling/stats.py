@@ -147,7 +147,7 @@ class BandStats:
         """``{"mean", "std", "min", "max", "p2", "p98": [per band], "pixels": n}`` (None when no pixel)."""
         keys = ("mean", "std", "min", "max", "p2", "p98")
         if self.pixels == 0:
-            return {**{k: None for k in keys}, "pixels": 0}
+            return {**dict.fromkeys(keys), "pixels": 0}
         out: dict[str, list] = {k: [] for k in keys}
         for b in range(self.bands):
             if self.exact:

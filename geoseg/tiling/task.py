@@ -19,7 +19,8 @@ from rasterio.windows import Window
 from rasterio.windows import transform as window_transform
 
 from geoseg.io.classes import IGNORE_INDEX
-from geoseg.io.labels import LabelSource, inside_mask, open_labels
+from geoseg.io.label_source import LabelSource
+from geoseg.io.labels import inside_mask, open_labels
 from geoseg.io.raster import gdal_env, valid_mask
 from geoseg.io.windows import window_bounds
 from geoseg.runtime.threads import BackgroundConsumer
@@ -164,8 +165,6 @@ def _valid(data: np.ndarray, nodata: float | None, win: Window, height: int, wid
     if not inside:
         valid &= inside_mask(win, height, width)
     return valid
-
-
 
 
 def _call(job: functools.partial) -> None:

@@ -12,12 +12,14 @@ bounded whatever the scene size.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import math
 import os
 import shutil
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,14 +28,16 @@ from typing import Any
 import numpy as np
 
 from geoseg import __version__
-from geoseg.errors import DatasetError
+from geoseg.errors import DatasetError, GeoSegError
 from geoseg.io.atomic import atomic_output, check_output, remove_stale_temps
 from geoseg.io.classes import IGNORE_INDEX, ClassMap
-from geoseg.io.raster import SceneInfo, check_bands
+from geoseg.io.label_values import check_class_counts
+from geoseg.io.raster import SceneInfo
 from geoseg.runtime.cluster import dask_client
 from geoseg.tiling import index as index_mod
 from geoseg.tiling.config import MODES, TileConfig, validate_config
 from geoseg.tiling.plan import ScenePlan, crs_text, plan_scenes
+from geoseg.tiling.split import check_kept_split, split_areas
 from geoseg.tiling.stats import BandStats
 from geoseg.tiling.task import BatchResult, BatchTask, quiet_georeference_warnings, tile_batch
 
@@ -55,6 +59,7 @@ class TileResult:
         resumed: patches kept from an interrupted run.
         num_classes: classes in dataset.json.
         seconds: wall-clock time of the run.
+        pixels: scene pixels covered per split (union of the split's windows, per scene, summed).
     """
 
     out: Path
@@ -64,18 +69,25 @@ class TileResult:
     num_classes: int
     seconds: float
     rows: list[dict[str, Any]] = field(repr=False, default_factory=list)
+    pixels: dict[str, int] = field(default_factory=dict)
 
     def summary(self) -> str:
         """One paragraph for the end of a CLI run."""
         total = sum(self.patches.values())
-        drop = ", ".join(f"{n} {why}" for why, n in self.dropped.items() if n)
+        drop = ", ".join(f"{n} {why}" for why, n in self.dropped.items() if n and why != "split")
         parts = [f"Wrote {total} patches (train {self.patches.get('train', 0)}, val {self.patches.get('val', 0)})"]
+        covered = sum(self.pixels.values())
+        if covered:
+            parts.append("pixels covered: " + ", ".join(
+                f"{s} {100 * self.pixels.get(s, 0) / covered:.1f} %" for s in ("train", "val")))
+        if self.dropped.get("split"):
+            parts.append(f"{self.dropped['split']} training windows dropped for overlapping validation")
         if self.resumed:
             parts.append(f"{self.resumed} kept from the interrupted run")
         if drop:
             parts.append(f"windows skipped: {drop}")
         return "; ".join(parts) + f"; {self.num_classes} classes, {self.seconds:.1f} s -> {self.out} " \
-            f"(index.csv, footprints.gpkg, dataset.json)."
+            f"(index.csv, footprints.gpkg, {index_mod.SPLIT_FILE}, dataset.json)."
 
 
 # --- running ----------------------------------------------------------------------------------
@@ -129,15 +141,21 @@ def _make_tasks(cfg: TileConfig, plans: list[ScenePlan], done: set[str], out: Pa
         items = [(int(w.row_off), int(w.col_off), int(w.height), int(w.width), pid, s)
                  for w, pid, s in zip(p.windows, p.ids, p.splits) if s is not None]
         cache = _cache_mb(cfg, p.info, len(bands))
+        # Workers (a cluster's, maybe elsewhere) get absolute paths; the index keeps the names as given.
+        labels = dataclasses.replace(p.labels, path=_absolute(p.labels.path)) if p.labels is not None else None
         for chunk in _batches(cfg, items):
             tasks.append(BatchTask(
-                scene=p.info.path, scene_name=p.name, crs_text=crs_text(p.info), height=p.info.height,
-                width=p.info.width, labels=p.labels, items=tuple(chunk),
-                done=frozenset(it[4] for it in chunk if it[4] in done), out=out, bands=bands,
+                scene=_absolute(p.info.path), scene_name=p.name, crs_text=crs_text(p.info), height=p.info.height,
+                width=p.info.width, labels=labels, items=tuple(chunk),
+                done=frozenset(it[4] for it in chunk if it[4] in done), out=_absolute(out), bands=bands,
                 dtype=p.info.dtype, nodata=p.info.nodata, fmt=cfg.format, compress=cfg.compress,
                 max_nodata=cfg.max_nodata, min_labeled=cfg.min_labeled, colormap=colormap,
                 cache_mb=cache, seed=cfg.seed + len(tasks), write_thread=spare_core))
     return tasks
+
+
+def _absolute(path: str | os.PathLike) -> Path:
+    return Path(os.path.abspath(path))
 
 
 def _execute(cfg: TileConfig, tasks: list[BatchTask], on_result: Callable[[int, BatchResult], None]) -> None:
@@ -161,7 +179,7 @@ def _prepare_output(cfg: TileConfig, out: Path) -> list[dict[str, Any]]:
     if cfg.overwrite and out.exists():
         for name in ("images", "labels"):
             shutil.rmtree(out / name, ignore_errors=True)
-        for name in (index_mod.INDEX_FILE, index_mod.FOOTPRINTS_FILE, DATASET_FILE, index_mod.JOURNAL_FILE):
+        for name in (*_INDEX_FILES, DATASET_FILE):
             with contextlib.suppress(FileNotFoundError):
                 (out / name).unlink()
     out.mkdir(parents=True, exist_ok=True)
@@ -180,6 +198,23 @@ def _prepare_output(cfg: TileConfig, out: Path) -> list[dict[str, Any]]:
         if (out / row["image"]).exists() and (not row["label"] or (out / row["label"]).exists()):
             kept[row["id"]] = row
     return list(kept.values())
+
+
+#: Files of a dataset besides the patch folders and dataset.json.
+_INDEX_FILES = (index_mod.INDEX_FILE, index_mod.FOOTPRINTS_FILE, index_mod.SPLIT_FILE, index_mod.JOURNAL_FILE)
+
+
+def _remove_failed_run(out: Path, created: bool) -> None:
+    """Undo what a failed (not resumed) run wrote, so that the next run into ``out`` is not refused."""
+    if created:
+        shutil.rmtree(out, ignore_errors=True)
+        return
+    for name in ("images", "labels"):
+        shutil.rmtree(out / name, ignore_errors=True)
+    for name in (*_INDEX_FILES, DATASET_FILE):
+        with contextlib.suppress(FileNotFoundError):
+            (out / name).unlink()
+    remove_stale_temps(out)
 
 
 def run_tiling(config: TileConfig, progress: bool | None = None) -> TileResult:
@@ -201,11 +236,25 @@ def _run_tiling(cfg: TileConfig, progress: bool | None) -> TileResult:
     validate_config(cfg)
     plans, classes, palette, dropped = plan_scenes(cfg)
     out = Path(cfg.out)
+    created = not out.exists()
     prior = _prepare_output(cfg, out)
+    try:
+        return _tile(cfg, plans, classes, palette, dropped, out, prior, progress, t0)
+    except GeoSegError:
+        # A user or data error would fail the same way again: leave no journal that turns the next
+        # run away. A --resume run keeps what was complete; other failures (a crash, Ctrl-C) keep
+        # the journal for --resume.
+        if not cfg.resume:
+            _remove_failed_run(out, created)
+        raise
+
+
+def _tile(cfg: TileConfig, plans: list[ScenePlan], classes: ClassMap | None, palette: ClassMap | None,
+          dropped: Counter, out: Path, prior: list[dict[str, Any]], progress: bool | None, t0: float) -> TileResult:
     done_rows = {r["id"]: r for r in prior}
     planned = {pid for p in plans for pid, s in zip(p.ids, p.splits) if s is not None}
     done_rows = {k: v for k, v in done_rows.items() if k in planned}
-    bands = tuple(check_bands(plans[0].info, cfg.bands))
+    bands = plans[0].bands  # alpha bands left out unless --bands names them
     class_map = classes or palette
     colormap = (class_map or ClassMap.default(IGNORE_INDEX)).colormap() if any(p.labels for p in plans) else None
     tasks = _make_tasks(cfg, plans, set(done_rows), out, bands, colormap)
@@ -242,16 +291,25 @@ def _run_tiling(cfg: TileConfig, progress: bool | None) -> TileResult:
     max_label = max((len(r["counts"]) for r in rows), default=0)
     if class_map is None:
         class_map = ClassMap.default(max_label) if has_labels else ClassMap(())
-    elif max_label > class_map.num_classes:
-        log.warning("labels hold class index %d but only %d classes are named (%s)", max_label - 1,
-                    class_map.num_classes, cfg.classes or cfg.palette)
+    elif max_label > class_map.num_classes:  # phantom classes would follow in training: refuse
+        totals = np.zeros(max_label, np.int64)
+        for r in rows:
+            totals[: len(r["counts"])] += np.asarray(r["counts"], np.int64)
+        check_class_counts(totals, class_map.num_classes, class_map.names, f"the label patches in {out}")
     num_classes = max(class_map.num_classes, max_label if has_labels else 0)
-    index_mod.write_index(out, rows, num_classes)
     patches = {s: sum(r["split"] == s for r in rows) for s in ("train", "val")}
+    auto_spatial = cfg.split == "spatial" and cfg.block_size is None and not cfg.val_scenes
+    check_kept_split(rows, cfg.val_fraction > 0 or bool(cfg.val_scenes), cfg.val_fraction if auto_spatial else None,
+                     dropped, out)
+    index_mod.write_index(out, rows, num_classes)
+    areas = split_areas(rows)
+    index_mod.write_split_areas(out / index_mod.SPLIT_FILE, areas,
+                                {p.name: (p.info.transform, crs_text(p.info)) for p in plans})
+    pixels = {s: int(sum(g.area for (_, split), g in areas.items() if split == s)) for s in ("train", "val")}
     _write_dataset_json(out, cfg, plans, bands, class_map, num_classes, stats, rows, patches)
     journal.close(remove=True)
     return TileResult(out=out, patches=patches, dropped={k: n for k, n in dropped.items() if n}, resumed=len(done_rows),
-                      num_classes=num_classes, seconds=time.perf_counter() - t0, rows=rows)
+                      num_classes=num_classes, seconds=time.perf_counter() - t0, rows=rows, pixels=pixels)
 
 
 def _write_dataset_json(out: Path, cfg: TileConfig, plans: list[ScenePlan], bands: tuple[int, ...],

@@ -6,6 +6,7 @@ No TensorFlow here: the CLI builds and validates a :class:`TrainConfig` before i
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from typing import Any
@@ -32,7 +33,11 @@ class TrainConfig:
         backbone: encoder name for models that take one.
         weights: ``imagenet``, a ``.keras`` / ``.weights.h5`` file or a bundle folder, or None.
         model_args: extra keyword arguments for the model builder.
-        epochs: number of epochs (passes of ``steps_per_epoch`` batches).
+        epochs: number of epochs (passes of ``steps_per_epoch`` batches); with ``time_budget``
+            the number of epochs is fitted to the budget instead.
+        time_budget: wall-clock seconds for the whole run (``"90s"``, ``"10m"``, ``"1.5h"`` or a
+            number of seconds): the first epochs are timed, the epoch count and the LR schedule
+            are fitted so that training, the final validation and the bundle end within it.
         batch_size: patches per step (global batch over all replicas).
         lr: peak learning rate (reached after warm-up).
         loss: ``ce``, ``bce``, ``dice``, ``focal``, ``lovasz``, ``jaccard`` or a weighted sum
@@ -42,15 +47,19 @@ class TrainConfig:
         weight_decay: decoupled weight decay of adamw (and sgd's L2 via Keras' ``weight_decay``).
         schedule: learning-rate schedule, see :mod:`geoseg.training.schedules`.
         warmup_epochs: linear warm-up length in epochs (may be fractional).
-        class_weights: ``auto`` (inverse square-root frequency), ``median`` (median frequency),
-            ``none``, or one weight per class (``"1,5"`` or a list).
+        class_weights: ``none`` (default: unweighted, calibrated probabilities), ``auto``
+            (inverse square-root frequency), ``median`` (median frequency), or one weight per
+            class (``"1,5"`` or a list).
         normalization: ``meanstd`` or ``percentile`` (p2/p98 min-max) from ``dataset.json``; ``none`` = raw.
         ignore_index: label value left out of loss and metrics (nodata pixels are mapped to it).
         augment: dihedral flips/rotations plus per-band brightness/contrast jitter on training batches.
         scale_crop: also random zoom-in crops (scale 1 to 1.5).
         val_from: ``None`` (use the ``val`` split) or ``train`` (spatial holdout from training patches).
         val_fraction: share of each scene's training columns held out with ``val_from=train``.
-        early_stopping_patience: epochs without improvement of ``monitor`` before stopping; 0 = off.
+        early_stopping_patience: epochs without improvement of the smoothed ``monitor`` before
+            stopping, never before half of the planned epochs; 0 = off.
+        balance: share of training draws taken from patches that hold a rare class (pixel share
+            below half of ``1/K``); 0 = plain shuffling. Only ever oversamples.
         monitor: ``val_miou`` (maximized) or ``val_loss`` (minimized); picks the best checkpoint.
         mixed_precision: float16 compute on GPU (ignored on CPU).
         seed: random seed (weights, shuffling, augmentation); CPU runs are reproducible.
@@ -70,6 +79,7 @@ class TrainConfig:
     weights: str | None = None
     model_args: dict[str, Any] = field(default_factory=dict)
     epochs: int = 40
+    time_budget: float | None = None
     batch_size: int = 8
     lr: float = 1e-3
     loss: str = "ce+dice"
@@ -78,7 +88,7 @@ class TrainConfig:
     weight_decay: float = 1e-4
     schedule: str = "cosine"
     warmup_epochs: float = 1.0
-    class_weights: str | list[float] = "auto"
+    class_weights: str | list[float] = "none"
     normalization: str = "meanstd"
     ignore_index: int = 255
     augment: bool = True
@@ -86,6 +96,7 @@ class TrainConfig:
     val_from: str | None = None
     val_fraction: float = 0.2
     early_stopping_patience: int = 10
+    balance: float = 0.0
     monitor: str = "val_miou"
     mixed_precision: bool = False
     seed: int = 0
@@ -145,6 +156,10 @@ class TrainConfig:
             if int(getattr(self, name)) < 1:
                 raise InvalidParameterError(f"--{_opt(name)} must be >= 1, found {getattr(self, name)}")
             setattr(self, name, int(getattr(self, name)))
+        self.time_budget = parse_duration(self.time_budget, "--time-budget")
+        if not 0.0 <= float(self.balance) < 1.0:
+            raise InvalidParameterError(f"--balance must be in [0, 1), found {self.balance}")
+        self.balance = float(self.balance)
         if self.steps_per_epoch is not None:
             self.steps_per_epoch = int(self.steps_per_epoch)
             if self.steps_per_epoch < 1:
@@ -182,6 +197,30 @@ def _opt(name: str) -> str:
 def _choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
     if value not in choices:
         raise InvalidParameterError(f"--{_opt(name)} must be one of {', '.join(choices)}, found {value!r}")
+
+
+_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_duration(value: Any, option: str = "--time-budget") -> float | None:
+    """Seconds from ``"90"``, ``"90s"``, ``"10m"``, ``"1.5h"`` or a number; None/"" -> None.
+
+    Raises:
+        InvalidParameterError: not a positive number with an optional ``s``/``m``/``h`` suffix.
+    """
+    if value is None or value == "":
+        return None
+    text = str(value).strip().lower()
+    unit = _UNITS.get(text[-1:], None)
+    number = text[:-1] if unit else text
+    try:
+        seconds = float(number) * (unit or 1.0)
+    except ValueError:
+        raise InvalidParameterError(f"{option} must be a duration such as 600, 90s, 10m or 1.5h, "
+                                    f"found {value!r}") from None
+    if not (seconds > 0 and math.isfinite(seconds)):
+        raise InvalidParameterError(f"{option} must be > 0, found {value!r}")
+    return seconds
 
 
 def parse_model_args(value: Any) -> dict[str, Any]:

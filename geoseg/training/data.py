@@ -1,16 +1,13 @@
-"""Training input: a tiled dataset folder -> ``tf.data`` pipelines of (image, label) batches.
+"""Training input: a tiled dataset folder -> checked, cached patch pairs.
 
 Reading: each patch pair is read once into an ``.npy`` memmap shard per split (``cache``), kept
 in ``DATASET/.geoseg_cache/`` (or ``OUT/cache/`` when the dataset folder is read-only) under a
 key that changes whenever the index or any patch file changes, so a rerun reuses it; or, without
-the cache, straight from the GeoTIFF / ``.npy`` patches on every epoch. Either way patches come
-through ``tf.numpy_function`` with parallel calls (shuffled, seeded), get their dihedral /
-scale-crop transform in their raw dtype, are batched, then normalized and jittered per batch
-(vectorized), and prefetched.
+the cache, straight from the GeoTIFF / ``.npy`` patches on every epoch. The ``tf.data``
+pipeline over these sources is in :mod:`geoseg.training.pipeline`.
 
-Shapes: a batch is ``x`` ``(N, H, W, C)`` float32 (normalized, nodata pixels set to 0) and ``y``
-``(N, H, W)`` uint8 class indices, with ``ignore_index`` wherever the label is unknown or the
-image is nodata in every band, so such pixels never reach loss or metrics.
+Shapes: an image patch is ``(H, W, C)`` in the dataset dtype and a label ``(H, W)`` uint8 class
+indices, with ``ignore_index`` wherever the label is unknown or the image is nodata in every band.
 """
 
 from __future__ import annotations
@@ -27,9 +24,9 @@ from typing import Any
 
 import numpy as np
 
+from geoseg.errors import DatasetError, InputNotFoundError, UnreadableRasterError
 from geoseg.io.atomic import atomic_output
 from geoseg.io.classes import IGNORE_INDEX, ClassMap
-from geoseg.errors import DatasetError, InputNotFoundError, UnreadableRasterError
 from geoseg.io.normalization import from_statistics
 from geoseg.io.raster import gdal_env, valid_mask
 

@@ -21,14 +21,18 @@ from typing import Any
 
 import numpy as np
 
+from geoseg.errors import (
+    BundleError,
+    InvalidParameterError,
+    ModelConfigError,
+    OutputExistsError,
+)
 from geoseg.io.bundle import META_FILE, save_bundle
-from geoseg.errors import BundleError, InvalidParameterError, ModelConfigError, OutputExistsError
 from geoseg.training.config import TrainConfig
 from geoseg.training.data import (
     DatasetInfo,
     class_counts,
     load_dataset,
-    make_tf_dataset,
     normalization_for,
     open_split,
     split_rows,
@@ -40,6 +44,8 @@ CHECKPOINTS = "checkpoints"
 HISTORY_CSV = "history.csv"
 CURVES_PNG = "training_curves.png"
 LOGS = "logs"
+#: ``model.fit``'s epoch cap under ``--time-budget`` (the budget callback ends the run).
+MAX_EPOCHS = 1_000_000
 
 #: ``model_fn(num_classes=..., input_shape=(H, W, C)) -> keras.Model``: a model of your own
 #: instead of the zoo (``config.model`` is then only recorded as its name).
@@ -58,6 +64,7 @@ class TrainResult:
         epochs: epochs trained in all (including those before a resume).
         best_epoch: 1-based epoch of the best ``monitor`` value.
         stopped_early: early stopping ended the run.
+        stopped_by: what ended the run: ``epochs``, ``early_stopping`` or ``time_budget``.
         seconds: wall-clock time of this call.
         model: the trained ``keras.Model`` (best weights).
     """
@@ -69,6 +76,7 @@ class TrainResult:
     best_epoch: int | None
     stopped_early: bool
     seconds: float
+    stopped_by: str = "epochs"
     model: Any = field(default=None, repr=False)
 
 
@@ -206,24 +214,20 @@ def fit(config: TrainConfig | dict, *, model_fn: ModelFn | None = None,
     mixed = bool(cfg.mixed_precision and gpus)
     if cfg.mixed_precision and not gpus:
         log.warning("--mixed-precision ignored: no GPU visible")
-    from tensorflow.python.framework import config as tf_config  # the public API cannot switch it off again
-
     previous_policy = keras.config.dtype_policy()
-    was_deterministic = tf_config.is_op_determinism_enabled()
+    keras.utils.set_random_seed(cfg.seed)
     # Deterministic kernels make seeded CPU runs reproducible; on GPU some kernels have no
     # deterministic version and would raise, so GPU runs are seeded but not bitwise repeatable.
-    deterministic = not gpus
-    keras.utils.set_random_seed(cfg.seed)
-    if deterministic:
-        tf_config.enable_op_determinism()
+    # TensorFlow's public API can switch op determinism on but not off again: it stays on for
+    # the rest of a process without GPUs (where it costs nothing measurable).
+    if not gpus:
+        tf.config.experimental.enable_op_determinism()
     if mixed:
         keras.mixed_precision.set_global_policy("mixed_float16")
     try:
         return _fit(cfg, info, train_rows, val_rows, out, model_fn, callbacks, gpus, t0)
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)
-        if deterministic and not was_deterministic:
-            tf_config.disable_op_determinism()
 
 
 def _fit(cfg: TrainConfig, info: DatasetInfo, train_rows, val_rows, out: Path, model_fn, extra_callbacks,
@@ -231,6 +235,7 @@ def _fit(cfg: TrainConfig, info: DatasetInfo, train_rows, val_rows, out: Path, m
     import keras
     import tensorflow as tf
 
+    from geoseg.training.budget import TimeBudget
     from geoseg.training.callbacks import (
         BEST_WEIGHTS,
         LAST_OPTIMIZER,
@@ -242,6 +247,8 @@ def _fit(cfg: TrainConfig, info: DatasetInfo, train_rows, val_rows, out: Path, m
     )
     from geoseg.training.losses import SegmentationLoss
     from geoseg.training.metrics import segmentation_metrics
+    from geoseg.training.pipeline import make_tf_dataset
+    from geoseg.training.sampling import patches_with, rare_classes
     from geoseg.training.schedules import make_schedule
 
     norm = normalization_for(info, cfg.normalization)
@@ -253,8 +260,13 @@ def _fit(cfg: TrainConfig, info: DatasetInfo, train_rows, val_rows, out: Path, m
     img0, _ = train_src.read(0)
     input_shape = tuple(int(v) for v in img0.shape)
     nodata = info.nodata
+    counts = class_counts(train_rows, info.num_classes)
+    if counts.sum() == 0:
+        counts = np.asarray(info.meta.get("class_counts", {}).get("train") or np.zeros(info.num_classes))
+    rare = rare_classes(counts)
+    rare_mask = patches_with(train_rows, rare, getattr(train_src, "labels", None)) if cfg.balance else None
     train_ds = make_tf_dataset(train_src, norm, nodata, cfg.batch_size, training=True, augment=cfg.augment,
-                               scale_crop=cfg.scale_crop, seed=cfg.seed)
+                               scale_crop=cfg.scale_crop, seed=cfg.seed, rare_mask=rare_mask, balance=cfg.balance)
     val_ds = make_tf_dataset(val_src, norm, nodata, cfg.batch_size, training=False)
     steps = cfg.steps_per_epoch or math.ceil(len(train_src) / cfg.batch_size)
 
@@ -266,9 +278,6 @@ def _fit(cfg: TrainConfig, info: DatasetInfo, train_rows, val_rows, out: Path, m
         if scored != info.num_classes:
             raise ModelConfigError(f"model outputs {out_channels} channel(s) but the dataset has "
                                    f"{info.num_classes} classes")
-        counts = class_counts(train_rows, info.num_classes)
-        if counts.sum() == 0:
-            counts = np.asarray(info.meta.get("class_counts", {}).get("train") or np.zeros(info.num_classes))
         class_weights = resolve_class_weights(cfg, counts, scored)
         schedule = make_schedule(cfg.schedule, cfg.lr, cfg.epochs, steps, cfg.warmup_epochs)
         optimizer = make_optimizer(cfg, schedule)
@@ -287,15 +296,27 @@ def _fit(cfg: TrainConfig, info: DatasetInfo, train_rows, val_rows, out: Path, m
             raise BundleError(f"cannot resume from {ckpt}: {str(exc).splitlines()[0][:200]} "
                               "(were the options changed? use --overwrite to start again)") from None
     initial_epoch = int(state["epoch"]) if state else 0
-    done = bool(state and (state.get("stopped_early") or initial_epoch >= cfg.epochs))
+    budgeted = cfg.time_budget is not None
+    done = bool(state and (state.get("stopped_early") or (not budgeted and initial_epoch >= cfg.epochs)))
 
-    ck = CheckpointState(ckpt, cfg.monitor, cfg.early_stopping_patience, state)
-    cbs = [ck, keras.callbacks.CSVLogger(str(out / HISTORY_CSV), append=bool(state)), TrainingCurves(ck, out / CURVES_PNG)]
+    ck = CheckpointState(ckpt, cfg.monitor, cfg.early_stopping_patience, state,
+                         planned_epochs=None if budgeted else cfg.epochs)
+    budget = None
+    if budgeted:
+        def on_plan(planned: int) -> None:
+            ck.planned_epochs = planned
+
+        budget = TimeBudget(cfg.time_budget, t0, steps, schedule, initial_epoch, on_plan=on_plan)
+    cbs = [ck, keras.callbacks.CSVLogger(str(out / HISTORY_CSV), append=bool(state)),
+           TrainingCurves(ck, out / CURVES_PNG)]
     if cfg.tensorboard and _has_tensorboard():
         cbs.append(keras.callbacks.TensorBoard(log_dir=str(out / LOGS), write_graph=False, profile_batch=0))
+    if budget is not None:  # after the epoch-end writers, so that it times them too
+        cbs.append(budget)
     cbs.extend(extra_callbacks)
     if not done:
-        model.fit(train_ds, validation_data=val_ds, epochs=cfg.epochs, initial_epoch=initial_epoch,
+        model.fit(train_ds, validation_data=val_ds, epochs=MAX_EPOCHS if budgeted else cfg.epochs,
+                  initial_epoch=initial_epoch,
                   steps_per_epoch=steps, callbacks=cbs, shuffle=False,  # the dataset shuffles itself
                   verbose=0 if cfg.quiet else "auto")
     if (ckpt / BEST_WEIGHTS).exists():
@@ -309,20 +330,38 @@ def _fit(cfg: TrainConfig, info: DatasetInfo, train_rows, val_rows, out: Path, m
         bundle_model, _ = build_model(_no_weights(cfg), info.num_classes, input_shape, model_fn)
         bundle_model.set_weights(model.get_weights())
     seconds = time.perf_counter() - t0
+    stopped_by = "early_stopping" if ck.stopped_early else (
+        "time_budget" if budget is not None and budget.stopped else "epochs")
     training = {
         "dataset": str(Path(cfg.dataset).resolve()),
         "config": {k: v for k, v in cfg.to_dict().items() if k not in ("overwrite", "resume", "quiet", "verbose")},
         "epochs": ck.epoch, "best_epoch": ck.best_epoch, "monitor": cfg.monitor, "best": ck.best,
-        "stopped_early": ck.stopped_early, "steps_per_epoch": steps, "train_patches": len(train_src),
+        "stopped_early": ck.stopped_early, "stopped_by": stopped_by, "time_budget": cfg.time_budget,
+        "planned_epochs": budget.planned if budget else cfg.epochs, "steps_per_epoch": steps,
+        "train_patches": len(train_src),
         "val_patches": len(val_src), "class_weights": class_weights, "seconds": round(seconds, 1),
         "history": HISTORY_CSV, "curves": CURVES_PNG,
     }
     save_bundle(bundle_model, out, info.classes, info.tile_size, norm, overwrite=True,
                 model={"name": cfg.model if model_fn is None else model.name, "arguments": model_record}, bands=info.bands or None,
                 band_names=info.meta.get("band_names"), stride=max(1, info.tile_size // 2), nodata=info.nodata,
-                ignore_index=cfg.ignore_index, dtype=info.meta.get("dtype"), training=training, metrics=metrics_out)
+                ignore_index=cfg.ignore_index, dtype=info.meta.get("dtype"), training=training, metrics=metrics_out,
+                input_stats=input_stats(info))
     return TrainResult(bundle=out, history=ck.history, metrics=metrics_out, epochs=ck.epoch, best_epoch=ck.best_epoch,
-                       stopped_early=ck.stopped_early, seconds=time.perf_counter() - t0, model=model)
+                       stopped_early=ck.stopped_early, seconds=time.perf_counter() - t0, stopped_by=stopped_by,
+                       model=model)
+
+
+def input_stats(info: DatasetInfo) -> dict[str, Any] | None:
+    """What prediction needs to know about the input: the dataset dtype and per-band training
+    pixel range (``min``, ``max``, ``p2``, ``p98`` from ``dataset.json`` statistics); None when
+    the dataset records no dtype or no range."""
+    stats = info.meta.get("statistics") or {}
+    if not info.meta.get("dtype") or stats.get("min") is None or stats.get("max") is None:
+        return None
+    out = {"dtype": info.meta["dtype"], "min": stats["min"], "max": stats["max"]}
+    out.update({k: stats[k] for k in ("p2", "p98") if stats.get(k) is not None})
+    return out
 
 
 def _has_tensorboard() -> bool:

@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 import rasterio
 from affine import Affine
-from factories import write_raster
 
 from geoseg.cli.evaluate import main
 from geoseg.evaluation import confusion_matrix, evaluate
+
+from factories import write_raster
 
 
 @pytest.fixture

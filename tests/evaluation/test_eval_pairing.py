@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from factories import write_raster
 
 from geoseg.errors import InputNotFoundError, InvalidParameterError
 from geoseg.evaluation import pair_inputs, pair_key
+
+from factories import write_raster
 
 
 def _touch_rasters(folder, names):

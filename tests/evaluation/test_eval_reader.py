@@ -7,7 +7,6 @@ import pytest
 import rasterio
 import shapely
 from affine import Affine
-from factories import DEFAULT_CRS, DEFAULT_TRANSFORM, write_raster
 from rasterio.crs import CRS
 from rasterio.features import rasterize
 from rasterio.warp import Resampling, calculate_default_transform, reproject, transform_geom
@@ -15,6 +14,8 @@ from rasterio.warp import Resampling, calculate_default_transform, reproject, tr
 from geoseg.errors import BandCountError, NoOverlapError, VectorLabelError
 from geoseg.evaluation import block_windows, confusion_matrix, evaluate
 from geoseg.io.vector import write_vector
+
+from factories import DEFAULT_CRS, DEFAULT_TRANSFORM, write_raster
 
 
 def _stripes(h, w, classes=4, width=6):
@@ -146,8 +147,11 @@ def test_vector_labels_rasterized_per_window_equal_whole(tmp_path):
     np.testing.assert_array_equal(evaluate(prd, gpkg2, 4).confusion, confusion_matrix(truth, pred_arr, 4))
     with pytest.raises(VectorLabelError, match="give --label-field .*attributes are: klass"):
         evaluate(prd, gpkg, 4)
-    with pytest.raises(VectorLabelError, match="non-numeric"):
+    with pytest.raises(VectorLabelError, match="holds text values .*--classes"):
         evaluate(prd, gpkg2, 4, label_field="name")
+    # text attributes map to the class names (case-insensitive)
+    named = evaluate(prd, gpkg2, classes=["background", "A", "b", "C"], label_field="name")
+    np.testing.assert_array_equal(named.confusion, confusion_matrix(truth, pred_arr, 4))
 
 
 def test_vector_labels_in_another_crs(tmp_path):
@@ -164,7 +168,7 @@ def test_vector_labels_in_another_crs(tmp_path):
     # straight edges bend by far less than a pixel over 40 m: at most a few border pixels differ
     assert np.abs(res.confusion - ref).sum() <= 8
     far = write_vector(tmp_path / "far.geojson", [shapely.box(0, 0, 1, 1)], {"class": [1]}, crs="EPSG:4326")
-    with pytest.raises(NoOverlapError, match="no polygon"):
+    with pytest.raises(NoOverlapError, match="no feature overlapping"):
         evaluate(prd, far, 4)
 
 

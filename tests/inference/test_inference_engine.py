@@ -8,7 +8,9 @@ import pytest
 import rasterio
 
 from geoseg.inference import predict_scene
-from geoseg.inference.engine import PredictOptions, ScenePlan, iter_scene_blocks, make_forward
+from geoseg.inference.engine import iter_scene_blocks, make_forward
+from geoseg.inference.options import PredictOptions
+from geoseg.inference.reader import ScenePlan
 
 TILE = 32
 
@@ -18,8 +20,8 @@ def _read(path):
         return ds.read()
 
 
-def _scene(make_raster, name="scene.tif", height=101, width=77, bands=3, nodata=None, seed=0):
-    return make_raster(name, height=height, width=width, bands=bands, nodata=nodata, seed=seed)
+def _scene(make_raster, name="scene.tif", height=101, width=77, bands=3, nodata=None, seed=0, dtype="uint8"):
+    return make_raster(name, height=height, width=width, bands=bands, nodata=nodata, seed=seed, dtype=dtype)
 
 
 @pytest.mark.parametrize("blend", ["mean", "spline", "gaussian"])
@@ -29,6 +31,21 @@ def test_identity_model_reproduces_the_scene_exactly(identity_bundle, make_raste
     res = predict_scene(identity_bundle, scene, tmp_path / "out", blend=blend, stride=stride, batch_size=batch,
                         prob_dtype="float32", progress=False)
     assert np.array_equal(_read(res.prob), _read(scene).astype(np.float32))
+
+
+@pytest.mark.parametrize("blend", ["mean", "spline", "gaussian"])
+@pytest.mark.parametrize("stride,batch,tta", [(16, 8, False), (13, 3, True), (7, 5, False)])
+def test_binary_identity_model_reproduces_its_one_band_exactly(binary_identity_bundle, make_raster, tmp_path,
+                                                                blend, stride, batch, tta):
+    """One output channel (binary model): blended as one band, written as ONE probability band."""
+    scene = _scene(make_raster, bands=1, dtype="float32")  # values in [0, 1)
+    res = predict_scene(binary_identity_bundle, scene, tmp_path / "out", blend=blend, stride=stride,
+                        batch_size=batch, tta=tta, prob_dtype="float32", threshold=0.4, progress=False)
+    prob, label, data = _read(res.prob), _read(res.label)[0], _read(scene)[0]
+    assert prob.shape == (1, 101, 77) and np.array_equal(prob[0], data)
+    assert np.array_equal(label, (data >= np.float32(0.4)).astype(np.uint8))
+    with rasterio.open(res.prob) as ds:
+        assert ds.descriptions == ("building",) and ds.tags()["GEOSEG_THRESHOLD"] == "0.4"
 
 
 @pytest.mark.parametrize("shape", [(20, 50), (50, 9), (5, 5), (32, 31)])

@@ -97,8 +97,8 @@ def test_scene_without_crs_is_predicted_with_a_warning(identity_bundle, make_ras
 def test_writers_of_several_scenes_may_finish_in_any_order(make_raster, tmp_path):
     """Regression: with dask several scenes' writers are open at once; closing them out of
     order once broke rasterio's thread-local Env stack ("No GDAL environment exists")."""
-    from geoseg.io.classes import ClassMap
     from geoseg.inference.writers import PredictionWriter, output_paths
+    from geoseg.io.classes import ClassMap
     from geoseg.io.raster import open_scene
 
     infos = [open_scene(make_raster(f"s{i}.tif", height=20, width=30, bands=1)) for i in range(2)]

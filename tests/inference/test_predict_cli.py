@@ -133,7 +133,7 @@ def test_config_file_supplies_options(softmax_bundle_dir, make_raster, tmp_path)
     assert tags["GEOSEG_BLEND"] == "spline"
     bad = tmp_path / "bad.yaml"
     bad.write_text("bogus_key: 1\n")
-    assert main(["--config", str(bad), str(scene)]) == 1
+    assert main(["--config", str(bad), str(scene)]) == 2  # a bad config file is bad usage
 
 
 KILLER = textwrap.dedent("""
@@ -173,3 +173,23 @@ def test_resume_after_kill_gives_the_same_files(softmax_bundle_dir, make_raster,
     assert (out / "a_label.tif").stat().st_mtime_ns == a_mtime  # finished scene kept
     for name in _listing(ref):
         assert (out / name).read_bytes() == (ref / name).read_bytes(), name
+
+
+@pytest.mark.slow
+def test_python_m_predict_prints_no_tensorflow_chatter(identity_bundle_dir, make_raster, tmp_path):
+    """TensorFlow's C++ start-up lines (absl, oneDNN, CUDA) never reach stderr: an error detected
+    after TensorFlow loaded (the model's input bands) is the only line, a quiet run prints nothing."""
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2])
+    four = make_raster("four.tif", height=40, width=40, bands=4)
+    proc = subprocess.run([sys.executable, "-m", "geoseg.predict", "--model", str(identity_bundle_dir), str(four),
+                           "--out", str(tmp_path / "out")], env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "expects 3" in lines[0], proc.stderr
+    three = make_raster("three.tif", height=40, width=40, bands=3)
+    proc = subprocess.run([sys.executable, "-m", "geoseg.predict", "--model", str(identity_bundle_dir), str(three),
+                           "--out", str(tmp_path / "out"), "--quiet"], env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+    assert _listing(tmp_path / "out") == ["three_label.tif", "three_prob.tif"]

@@ -47,7 +47,7 @@ def test_forward_roundtrip_and_fit(name, tmp_path):
     model.save(path)
     loaded = keras.saving.load_model(path, compile=False)
     np.testing.assert_allclose(np.asarray(loaded(x, training=False)), p, rtol=0, atol=1e-6)
-    assert [l.name for l in loaded.layers] == [l.name for l in model.layers]
+    assert [layer.name for layer in loaded.layers] == [layer.name for layer in model.layers]
 
     # eager steps: tracing a training graph costs far more than a few steps at this size
     lr = 1e-3 if name == "refinenet" else 1e-2  # no BN in RefineNet's refinement path: a gentler step
@@ -110,8 +110,8 @@ def test_deeplabv3_resnet101_matches_torchvision():
     m = gm.get_model("deeplabv3", 21, (512, 512, 3), backbone="resnet101")
     # torchvision deeplabv3_resnet101 = 60,996,202 params, minus its aux FCN head (2,365,205) and
     # the extra 3x3 conv + BN of its DeepLabHead (590,336), plus keras ResNet's conv biases.
-    biases = sum(int(l.bias.shape[0]) for l in m.layers
-                 if isinstance(l, keras.layers.Conv2D) and l.use_bias and l.name.startswith("conv"))
+    biases = sum(int(layer.bias.shape[0]) for layer in m.layers
+                 if isinstance(layer, keras.layers.Conv2D) and layer.use_bias and layer.name.startswith("conv"))
     assert biases == 52672
     assert _trainable(m) == 60_996_202 - 2_365_205 - 590_336 + biases
     assert m.count_params() == 58_201_749

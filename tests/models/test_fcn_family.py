@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import keras
 import numpy as np
 import pytest
 
-keras = pytest.importorskip("keras")
-
-from geoseg.errors import ModelConfigError  # noqa: E402
-from geoseg.models import get_model  # noqa: E402
-from geoseg.models import vgg  # noqa: E402
-from geoseg.models.fcn import build_fcn8s, build_fcn16s, build_fcn32s  # noqa: E402
-from geoseg.models.vgg_layers import BilinearKernel, bilinear_kernel_2d  # noqa: E402
+from geoseg.errors import ModelConfigError
+from geoseg.models import (
+    get_model,
+    vgg,
+)
+from geoseg.models.fcn import build_fcn8s, build_fcn16s, build_fcn32s
+from geoseg.models.vgg_layers import BilinearKernel, bilinear_kernel_2d
 
 BUILDERS = {"fcn32s": build_fcn32s, "fcn16s": build_fcn16s, "fcn8s": build_fcn8s}
 TINY = {"encoder_widths": (4, 8, 8, 16, 16), "fc_channels": 16, "dropout": 0.0}

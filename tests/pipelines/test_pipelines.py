@@ -5,13 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 import rasterio
-from rasterio.windows import Window
 
-from geoseg.evaluation.holdout import mask_outside_windows, windows_of_split
-from geoseg.apps.pipeline import load_pipeline, main, to_argv
+from geoseg.apps.pipeline import load_pipeline, main
 from geoseg.apps.sample import make_sample
 
 PIPELINES = sorted((Path(__file__).resolve().parents[2] / "pipelines").glob("*.yaml"))
@@ -60,54 +57,40 @@ def test_shipped_pipeline_runs_on_a_tiny_scene(path, tmp_path, capsys):
     assert list((run / "vectors").glob("*.gpkg"))
 
 
-def test_to_argv_uses_cli_option_names():
-    argv = to_argv({"size": 64, "augment": False, "tta": True, "bands": [1, 2], "model-args": {"depth": 2},
-                    "stride": None}, negatable={"--no-augment"})
-    assert argv == ["--size", "64", "--no-augment", "--tta", "--bands", "1,2", "--model-args", '{"depth": 2}']
-
-
 def test_unknown_keys_are_rejected_with_the_valid_ones(tmp_path, capsys):
     bad = tmp_path / "bad.yaml"
     bad.write_text("sample: {size: 64}\ntraning: {epochs: 1}\n")
-    assert main([str(bad), "--out", str(tmp_path / "o")]) == 1
+    assert main([str(bad), "--out", str(tmp_path / "o")]) == 2  # a bad pipeline file is bad usage
     err = capsys.readouterr().err
     assert err.startswith("error:") and "traning" in err and "train" in err
     bad.write_text("sample: {size: 64}\ntile: {sise: 64}\n")
-    assert main([str(bad), "--out", str(tmp_path / "o")]) == 1
+    assert main([str(bad), "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err
     assert "step 'tile': unknown key(s) sise" in err and "size" in err
 
 
-def test_failing_step_stops_the_pipeline(tmp_path, capsys):
+def test_missing_inputs_are_refused_before_any_step(tmp_path, capsys):
     doc = tmp_path / "p.yaml"
     doc.write_text("inputs: {scenes: [missing.tif], labels: [missing_labels.tif]}\n")
     assert main([str(doc), "--out", str(tmp_path / "o"), "--steps", "tile"]) == 1
     err = capsys.readouterr().err
-    assert "missing.tif" in err
+    assert err == "error: no such input: missing.tif\n"
+    assert not (tmp_path / "o").exists()
 
 
-def test_holdout_masks_everything_outside_val_windows(tmp_path):
-    lab = np.arange(40 * 50, dtype=np.uint32).reshape(40, 50) % 5
-    path = tmp_path / "labels.tif"
-    with rasterio.open(path, "w", driver="GTiff", width=50, height=40, count=1, dtype="uint8",
-                       crs="EPSG:32633", transform=rasterio.transform.from_origin(500000, 4600000, 1, 1)) as ds:
-        ds.write(lab.astype(np.uint8), 1)
-    index = tmp_path / "index.csv"
-    index.write_text("id,scene,split,row_off,col_off,width,height\n"
-                     "a,/x/labels.tif,val,0,10,20,16\nb,/x/labels.tif,train,20,0,16,16\n")
-    wins = windows_of_split(index, "labels.tif", "val")
-    assert wins == [Window(10, 0, 20, 16)]
-    out = mask_outside_windows(path, wins, tmp_path / "held.tif", block_rows=7)
-    with rasterio.open(out) as ds:
-        got = ds.read(1)
-        assert ds.transform == rasterio.transform.from_origin(500000, 4600000, 1, 1)
-    expect = np.full((40, 50), 255, np.uint8)
-    expect[0:16, 10:30] = lab[0:16, 10:30]
-    np.testing.assert_array_equal(got, expect)
+def test_failing_step_stops_the_pipeline_naming_the_step(make_raster, tmp_path, capsys):
+    scene = make_raster("scene.tif", height=64, width=64)
+    (tmp_path / "labels.tif").write_text("not a raster")
+    doc = tmp_path / "p.yaml"
+    doc.write_text(f"inputs: {{scenes: [{scene}], labels: [{tmp_path / 'labels.tif'}]}}\ntile: {{size: 32}}\n")
+    assert main([str(doc), "--out", str(tmp_path / "o"), "--quiet"]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith("error: step 'tile': ") and "labels.tif" in err[0], err
+    assert not (tmp_path / "o" / "bundle").exists()  # train never ran
 
 
 def test_set_into_a_non_mapping_is_refused(tmp_path, capsys):
     doc = tmp_path / "p.yaml"
     doc.write_text("sample: {size: 64}\nvectorize: false\n")
-    assert main([str(doc), "--out", str(tmp_path / "o"), "--set", "vectorize.min-area=2"]) == 1
+    assert main([str(doc), "--out", str(tmp_path / "o"), "--set", "vectorize.min-area=2"]) == 2
     assert "'vectorize' is not a mapping" in capsys.readouterr().err

@@ -12,9 +12,9 @@ import rasterio
 from rasterio.windows import Window
 
 from geoseg.errors import SceneTooSmallError
+from geoseg.io.vector import read_vector
 from geoseg.tiling import writer
 from geoseg.tiling.tiler import TileConfig, run_tiling
-from geoseg.io.vector import read_vector
 
 
 def _rows(ds: Path) -> list[dict]:

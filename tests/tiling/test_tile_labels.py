@@ -14,11 +14,10 @@ from rasterio.crs import CRS
 from rasterio.features import rasterize
 from rasterio.warp import Resampling, calculate_default_transform, reproject
 
+from geoseg.errors import MissingGeoreferenceError, NoOverlapError, PaletteError
 from geoseg.io.classes import ClassMap, index_to_color
-from geoseg.errors import CRSMismatchError, NoOverlapError, PaletteError
-from geoseg.io.labels import reproject_geometries
+from geoseg.io.vector import reproject_geometries, write_vector
 from geoseg.tiling.tiler import TileConfig, run_tiling
-from geoseg.io.vector import write_vector
 
 from factories import DEFAULT_CRS, DEFAULT_TRANSFORM, write_raster
 
@@ -83,7 +82,8 @@ def test_shifted_label_raster_is_cut_exactly(make_raster, tmp_path):
 
 def test_reprojected_label_raster_lands_in_place(make_raster, tmp_path):
     scene = make_raster("scene.tif", height=H, width=W, bands=1)
-    truth = np.kron(np.random.default_rng(1).integers(0, 4, size=(H // 16, W // 16)), np.ones((16, 16))).astype(np.uint8)
+    coarse = np.random.default_rng(1).integers(0, 4, size=(H // 16, W // 16))
+    truth = np.kron(coarse, np.ones((16, 16))).astype(np.uint8)
     dst_crs = CRS.from_epsg(32632)
     left, top = DEFAULT_TRANSFORM.c, DEFAULT_TRANSFORM.f
     right, bottom = left + W * 0.5, top - H * 0.5
@@ -128,15 +128,108 @@ def test_labels_that_do_not_overlap_or_cannot_be_warped(make_raster, tmp_path):
     scene = make_raster("scene.tif", height=H, width=W, bands=1)
     far = DEFAULT_TRANSFORM * Affine.translation(10_000, 0)
     lab = write_raster(tmp_path / "far.tif", np.zeros((H, W), np.uint8), transform=far)
-    with pytest.raises(NoOverlapError, match="do not overlap"):
+    with pytest.raises(NoOverlapError, match="does not overlap"):
         run_tiling(_cfg(scene, tmp_path / "a", lab))
     write_vector(tmp_path / "far.gpkg", [shapely.box(0, 0, 10, 10)], {"class_id": np.array([1])}, crs=DEFAULT_CRS)
     with pytest.raises(NoOverlapError, match="no feature overlapping"):
         run_tiling(_cfg(scene, tmp_path / "b", tmp_path / "far.gpkg", label_field="class_id"))
     nocrs = write_raster(tmp_path / "nocrs.tif", np.zeros((H + 1, W), np.uint8), crs=None, transform=Affine.identity())
-    with pytest.raises(CRSMismatchError, match="no CRS"):
+    with pytest.raises(MissingGeoreferenceError, match="no CRS"):
         run_tiling(_cfg(scene, tmp_path / "c", nocrs))
     # Same size without georeference: taken as the scene grid.
     same = write_raster(tmp_path / "same.tif", np.ones((H, W), np.uint8), crs=None, transform=Affine.identity())
     run_tiling(_cfg(scene, tmp_path / "d", same))
     assert (_mosaic(tmp_path / "d") == 1).all()
+
+
+def _read_json(path: Path) -> dict:
+    import json
+
+    return json.loads(path.read_text())
+
+
+def test_text_classes_named_and_auto(make_raster, tmp_path):
+    scene = make_raster("scene.tif", height=H, width=W, bands=1)
+    geoms, _ = _polygons()
+    kinds = np.array(["Road", "building", "WATER", "road"], dtype=object)
+    write_vector(tmp_path / "kinds.gpkg", geoms, {"kind": kinds}, crs=DEFAULT_CRS)
+    # Named classes, matched case-insensitively; indices follow --classes.
+    run_tiling(_cfg(scene, tmp_path / "a", tmp_path / "kinds.gpkg", label_field="kind",
+                    classes="background,building,road,water"))
+    want = rasterize(zip(geoms, [2, 1, 3, 2]), out_shape=(H, W), transform=DEFAULT_TRANSFORM, fill=0, dtype="uint8")
+    np.testing.assert_array_equal(_mosaic(tmp_path / "a"), want)
+    # auto: background + sorted distinct names (case-insensitive), written to dataset.json.
+    res = run_tiling(_cfg(scene, tmp_path / "b", tmp_path / "kinds.gpkg", label_field="kind", classes="auto"))
+    np.testing.assert_array_equal(_mosaic(tmp_path / "b"), want)
+    meta = _read_json(tmp_path / "b" / "dataset.json")
+    assert [c["name"] for c in meta["classes"]] == ["background", "building", "Road", "WATER"]
+    assert res.num_classes == meta["num_classes"] == 4
+
+
+def test_ignore_value_in_tiled_raster_and_vector_labels(make_raster, tmp_path):
+    scene = make_raster("scene.tif", height=H, width=W, bands=1)
+    arr = np.random.default_rng(3).integers(0, 3, size=(H, W)).astype(np.uint8)
+    arr[10:20, 5:40] = 99  # "unclassified" in this product
+    lab = write_raster(tmp_path / "lab.tif", arr)
+    res = run_tiling(_cfg(scene, tmp_path / "a", lab, ignore_value=99))
+    np.testing.assert_array_equal(_mosaic(tmp_path / "a"), np.where(arr == 99, 255, arr))
+    assert res.num_classes == 3  # 99 is no class
+    geoms, cls = _polygons()
+    write_vector(tmp_path / "v.gpkg", geoms, {"class_id": np.array([1, -1, 2, 1])}, crs=DEFAULT_CRS)
+    run_tiling(_cfg(scene, tmp_path / "b", tmp_path / "v.gpkg", ignore_value=-1))
+    want = rasterize(zip(geoms, [1, 255, 2, 1]), out_shape=(H, W), transform=DEFAULT_TRANSFORM, fill=0,
+                     dtype="uint8")
+    np.testing.assert_array_equal(_mosaic(tmp_path / "b"), want)
+
+
+def test_label_values_outside_the_class_list_exit_1(make_raster, tmp_path, capsys):
+    from geoseg.cli.tile import main
+
+    scene = make_raster("scene.tif", height=H, width=W, bands=1)
+    arr = np.zeros((H, W), np.uint8)
+    arr[:4, :5] = 7
+    arr[50:52, :3] = 4
+    lab = write_raster(tmp_path / "lab.tif", arr)
+    rc = main([str(scene), "--labels", str(lab), "--out", str(tmp_path / "ds"), "--size", "32", "--stride", "32",
+               "--classes", "background,building,road", "--val-fraction", "0", "--quiet"])
+    err = capsys.readouterr().err
+    assert rc == 1 and err.startswith("error: ") and err.count("\n") == 1, err
+    assert "class value(s) 4 (6 px), 7 (20 px) beyond the 3 classes (background, building, road)" in err
+    assert not (tmp_path / "ds" / "dataset.json").exists()
+
+
+def test_vector_labels_without_crs_read_as_lonlat_suggest_labels_crs(make_raster, tmp_path, capsys):
+    import json
+
+    from geoseg.cli.tile import main
+
+    scene = make_raster("scene.tif", height=H, width=W, bands=1)
+    geoms, cls = _polygons()
+    gj = tmp_path / "utm.geojson"  # projected metres, no 'crs' member: GDAL reads lon/lat
+    gj.write_text(json.dumps({"type": "FeatureCollection", "features": [
+        {"type": "Feature", "properties": {"class_id": int(c)}, "geometry": shapely.geometry.mapping(g)}
+        for g, c in zip(geoms, cls)]}))
+    argv = [str(scene), "--labels", str(gj), "--out", str(tmp_path / "ds"), "--size", "32", "--stride", "24",
+            "--val-fraction", "0", "--quiet"]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert "far outside lon/lat" in err and "--labels-crs" in err and err.count("\n") == 1, err
+    assert main([*argv, "--labels-crs", "EPSG:32633"]) == 0
+    want = rasterize(zip(geoms, cls.tolist()), out_shape=(H, W), transform=DEFAULT_TRANSFORM, fill=0, dtype="uint8")
+    np.testing.assert_array_equal(_mosaic(tmp_path / "ds"), want)
+
+
+def test_alpha_band_left_out_unless_named(make_raster, tmp_path, caplog):
+    import logging
+
+    rgba = np.random.default_rng(5).integers(0, 200, size=(4, H, W)).astype(np.uint8)
+    rgba[3] = 255  # a constant-255 fourth band, no alpha colour interpretation
+    scene = write_raster(tmp_path / "rgba.tif", rgba, photometric="MINISBLACK")
+    caplog.set_level(logging.WARNING)
+    cfg = TileConfig(scenes=(str(scene),), out=str(tmp_path / "a"), size=32, quiet=True, val_fraction=0.0)
+    run_tiling(cfg)
+    assert _read_json(tmp_path / "a" / "dataset.json")["bands"] == [1, 2, 3]
+    assert "band 4 (constant 255) looks like an alpha band" in caplog.text
+    run_tiling(TileConfig(scenes=(str(scene),), out=str(tmp_path / "b"), size=32, quiet=True, val_fraction=0.0,
+                          bands=(1, 2, 3, 4)))
+    assert _read_json(tmp_path / "b" / "dataset.json")["bands"] == [1, 2, 3, 4]

@@ -11,8 +11,8 @@ import rasterio
 from rasterio.features import rasterize
 
 from geoseg.apps.sample import make_sample
-from geoseg.tiling.tiler import TileConfig, run_tiling
 from geoseg.io.vector import read_vector
+from geoseg.tiling.tiler import TileConfig, run_tiling
 
 SN4 = "SN4_buildings_train_AOI_6_Atlanta_nadir10_catid_1030010003993E00_PS-RGBNIR_732701_3729639_clipped.tif"
 SN4_VEC = "SN4_buildings_train_AOI_6_Atlanta_geojson_buildings_732701_3729639.geojson"
@@ -71,3 +71,34 @@ def test_real_rotated_landsat_nodata_filter(shared_data, tmp_path):
     # Only valid pixels (not 0 in all three bands) enter the statistics.
     valid = sum(round((1 - float(r["nodata_fraction"])) * 128 * 128) for r in rows)
     assert stats["pixels"] == valid < len(rows) * 128 * 128
+
+
+@pytest.mark.data
+def test_sn4_clip_default_bands_and_building_share(shared_data, tmp_path, caplog):
+    """Band 4 of the SN4 clip is a constant 255: left out by default with a notice. The building
+    share of the tiled labels equals an independent rasterize of the whole clip."""
+    import logging
+
+    from rasterio.warp import transform_geom
+
+    caplog.set_level(logging.WARNING)
+    scene, vec = shared_data / SN4, shared_data / SN4_VEC
+    run_tiling(TileConfig(scenes=(str(scene),), out=str(tmp_path / "ds"), labels=(str(vec),), burn_value=1,
+                          size=128, stride=128, pad=True, quiet=True, val_fraction=0.0))
+    meta = json.loads((tmp_path / "ds" / "dataset.json").read_text())
+    assert meta["bands"] == [1, 2, 3]
+    assert "band 4 (" in caplog.text and "alpha band and is left out" in caplog.text
+    # Independent reference: the GeoJSON parsed by shapely (its legacy 'crs' member names the UTM zone).
+    doc = json.loads(vec.read_text())
+    with rasterio.open(scene) as src:
+        shape, transform, crs = src.shape, src.transform, src.crs
+    assert "32616" in json.dumps(doc.get("crs")) and crs.to_epsg() == 32616
+    geoms = [transform_geom(crs, crs, f["geometry"]) for f in doc["features"]]
+    want = rasterize([(g, 1) for g in geoms], out_shape=shape, transform=transform, dtype="uint8")
+    rows = _rows(tmp_path / "ds")  # the last row/column of windows snaps to the edge: windows overlap
+    built = sum(int(r["count_1"]) for r in rows)
+    labeled = sum(int(r["count_0"]) + int(r["count_1"]) for r in rows)
+    windows = [want[int(r["row_off"]):int(r["row_off"]) + 128, int(r["col_off"]):int(r["col_off"]) + 128] for r in rows]
+    assert labeled == sum(w.size for w in windows) == len(rows) * 128 * 128
+    assert built == sum(int(w.sum()) for w in windows) > 1000
+    assert abs(built / labeled - want.mean()) < 0.02  # building share of the patches ~ of the whole clip

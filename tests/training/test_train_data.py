@@ -16,12 +16,12 @@ from geoseg.training.data import (
     cache_arrays,
     class_counts,
     load_dataset,
-    make_tf_dataset,
     normalization_for,
     open_split,
     spatial_holdout,
     split_rows,
 )
+from geoseg.training.pipeline import make_tf_dataset
 
 
 def _read_pair(ds, row):

@@ -9,11 +9,12 @@ import keras
 import numpy as np
 import pytest
 
-from geoseg.io.bundle import load_bundle
 from geoseg.errors import ConfigError, OutputExistsError
+from geoseg.io.bundle import load_bundle
 from geoseg.training import TrainConfig, fit
 from geoseg.training.callbacks import read_state
-from geoseg.training.data import PatchReader, load_dataset, make_tf_dataset, split_rows
+from geoseg.training.data import PatchReader, load_dataset, split_rows
+from geoseg.training.pipeline import make_tf_dataset
 
 
 def _cfg(ds, out, **kw):
@@ -51,7 +52,9 @@ def test_fit_writes_bundle_that_reloads_identically(tiny_dataset, model_fn, tmp_
                                      "std": info["statistics"]["std"]}
     assert (meta["tile_size"], meta["stride"], meta["nodata"], meta["ignore_index"]) == (32, 16, 0, 255)
     assert meta["training"]["epochs"] == 2 and meta["training"]["config"]["loss"] == "ce+dice"
-    assert len(meta["training"]["class_weights"]) == 3
+    assert meta["training"]["class_weights"] is None  # default: unweighted
+    assert meta["training"]["stopped_by"] == "epochs" and meta["training"]["planned_epochs"] == 2
+    assert meta["input"]["dtype"] == "uint8" and meta["input"]["p98"] == info["statistics"]["p98"]
     assert set(meta["metrics"]) == {"val_loss", "miou", "oa", "f1", "iou"}
     assert meta["metrics"] == res.metrics and set(meta["metrics"]["iou"]) == {"background", "building", "water"}
     # final metrics are those of the best checkpoint

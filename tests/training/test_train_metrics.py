@@ -120,7 +120,8 @@ def test_keras_logs_flat_keys_for_callbacks(tmp_path):
     """fit history, CSVLogger, EarlyStopping and ModelCheckpoint all see ``val_miou``."""
     x, y = _data()
     model = _tiny_model()
-    model.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(ignore_class=255), metrics=segmentation_metrics(3, class_names=["a", "b", "c"]))
+    model.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(ignore_class=255),
+                  metrics=segmentation_metrics(3, class_names=["a", "b", "c"]))
     log = tmp_path / "history.csv"
     stop = keras.callbacks.EarlyStopping(monitor="val_miou", mode="max", patience=5)
     ckpt = keras.callbacks.ModelCheckpoint(str(tmp_path / "best.weights.h5"), monitor="val_miou", mode="max",

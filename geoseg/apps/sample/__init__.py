@@ -23,11 +23,19 @@ Modules: :mod:`~geoseg.apps.sample.classes` (classes, spectra, pixel types),
 """
 
 from geoseg.apps.sample.classes import (
-    BACKGROUND, BAND_NAMES, BUILDING, DEFAULT_ORIGIN, ROAD, SAMPLE_CLASSES, SAMPLE_DTYPES, VEGETATION, WATER,
+    BACKGROUND,
+    BAND_NAMES,
+    BUILDING,
+    DEFAULT_ORIGIN,
+    ROAD,
+    SAMPLE_CLASSES,
+    SAMPLE_DTYPES,
+    VEGETATION,
+    WATER,
 )
-from geoseg.apps.sample.writer import SampleFiles, make_sample
+from geoseg.apps.sample.writer import SampleFiles, check_sample_options, make_sample
 
 __all__ = [
     "BACKGROUND", "BAND_NAMES", "BUILDING", "DEFAULT_ORIGIN", "ROAD", "SAMPLE_CLASSES", "SAMPLE_DTYPES",
-    "SampleFiles", "VEGETATION", "WATER", "make_sample",
+    "SampleFiles", "VEGETATION", "WATER", "check_sample_options", "make_sample",
 ]

@@ -61,20 +61,7 @@ def make_sample(out_dir: str | os.PathLike, size: int = 2048, bands: int = 4, dt
         InvalidParameterError: bad size, bands, dtype, pixel size or CRS.
         OutputExistsError: an output exists and ``overwrite`` is False.
     """
-    if size < 64:
-        raise InvalidParameterError(f"--size must be >= 64 px, got {size}")
-    if bands < 1:
-        raise InvalidParameterError(f"--bands must be >= 1, got {bands}")
-    if dtype not in GAIN:
-        raise InvalidParameterError(f"--dtype must be one of {', '.join(GAIN)}, got {dtype!r}")
-    if not pixel_size > 0:
-        raise InvalidParameterError(f"--pixel-size must be > 0, got {pixel_size}")
-    try:
-        crs_obj = CRS.from_user_input(crs)
-    except Exception:  # rasterio raises CRSError, pyproj-like messages; one line is enough
-        raise InvalidParameterError(f"--crs: not a CRS: {crs!r}") from None
-    if not crs_obj.is_projected:
-        raise InvalidParameterError(f"--crs must be a projected CRS (meters), got {crs}")
+    crs_obj = check_sample_options(size, bands, dtype, crs, pixel_size)
     out = Path(out_dir)
     files = SampleFiles(out / "scene.tif", out / "labels.tif", out / "labels.gpkg", out / "classes.json")
     for p in (files.scene, files.labels, files.polygons, files.classes):
@@ -91,6 +78,30 @@ def make_sample(out_dir: str | os.PathLike, size: int = 2048, bands: int = 4, dt
     with atomic_output(files.classes) as tmp:
         SAMPLE_CLASSES.save(tmp)
     return files
+
+
+def check_sample_options(size: int, bands: int, dtype: str, crs: str, pixel_size: float) -> CRS:
+    """Check :func:`make_sample`'s options without touching any file; return the parsed CRS.
+
+    Raises:
+        InvalidParameterError: size under 64 px, no band, unknown dtype, pixel size <= 0, or a
+            CRS that is unknown or not projected.
+    """
+    if size < 64:
+        raise InvalidParameterError(f"--size must be >= 64 px, got {size}")
+    if bands < 1:
+        raise InvalidParameterError(f"--bands must be >= 1, got {bands}")
+    if dtype not in GAIN:
+        raise InvalidParameterError(f"--dtype must be one of {', '.join(GAIN)}, got {dtype!r}")
+    if not pixel_size > 0:
+        raise InvalidParameterError(f"--pixel-size must be > 0, got {pixel_size}")
+    try:
+        crs_obj = CRS.from_user_input(crs)
+    except Exception:  # rasterio raises CRSError, pyproj-like messages; one line is enough
+        raise InvalidParameterError(f"--crs: not a CRS: {crs!r}") from None
+    if not crs_obj.is_projected:
+        raise InvalidParameterError(f"--crs must be a projected CRS (meters), got {crs}")
+    return crs_obj
 
 
 def _write_rasters(files: SampleFiles, layout: Layout, size: int, bands: int, dtype: str, seed: int,

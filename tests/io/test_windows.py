@@ -11,12 +11,10 @@ from geoseg.errors import InvalidParameterError, SceneTooSmallError
 from geoseg.io.windows import (
     axis_offsets,
     count_stride_windows,
-    iter_row_bands,
     padded_shape,
     random_windows,
     stride_windows,
     window_bounds,
-    window_transform,
 )
 
 
@@ -80,17 +78,14 @@ def test_random_windows_reproducible_and_inside():
         random_windows(10, 10, 16, 1, rng=0)
 
 
-def test_window_transform_and_bounds():
+def test_window_bounds_north_up_and_rotated():
     t = Affine(0.5, 0, 500000, 0, -0.5, 4649776)
     win = Window(10, 20, 8, 4)
-    wt = window_transform(win, t)
-    assert wt.c == 500005 and wt.f == 4649766
     assert window_bounds(win, t) == (500005.0, 4649764.0, 500009.0, 4649766.0)
+    south_up = Affine(0.5, 0, 500000, 0, 0.5, 4649776)  # rows grow northwards
+    assert window_bounds(win, south_up) == (500005.0, 4649786.0, 500009.0, 4649788.0)
 
 
-def test_padded_shape_and_row_bands():
+def test_padded_shape():
     assert padded_shape(10, 50, 32) == (32, 50)
-    wins = stride_windows(40, 40, 20, 10)
-    bands = list(iter_row_bands(wins))
-    assert [r for r, _ in bands] == [0, 10, 20]
-    assert all(len(ws) == 3 for _, ws in bands)
+    assert padded_shape(40, 20, (16, 24)) == (40, 24)

@@ -1,0 +1,127 @@
+"""The prediction entry points: validate every scene first, then predict here or on dask.
+
+Imports go one way: ``api`` -> ``distributed`` (dask mapping) -> ``engine`` (one scene in this
+process) -> ``reader`` / ``accumulator`` / ``writers`` / ``forward``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from geoseg.errors import InvalidParameterError, OutputExistsError
+from geoseg.inference.checks import check_scene_bands, check_scene_input
+from geoseg.inference.distributed import predict_jobs_dask
+from geoseg.inference.engine import make_forward, run_job
+from geoseg.inference.options import PredictionResult, PredictOptions, SceneJob
+from geoseg.inference.writers import output_paths
+from geoseg.io.bundle import Bundle, load_bundle
+from geoseg.io.raster import open_scene
+
+log = logging.getLogger("geoseg.predict")
+
+
+def as_bundle(bundle_or_path: Bundle | str | os.PathLike) -> Bundle:
+    """A :class:`Bundle` (model loaded lazily) from a bundle or its folder."""
+    if isinstance(bundle_or_path, Bundle):
+        return bundle_or_path
+    return load_bundle(bundle_or_path, load_model=False)
+
+
+def predict_scene(bundle_or_path: Bundle | str | os.PathLike, scene_path: str | os.PathLike,
+                  out_dir: str | os.PathLike, **options) -> PredictionResult:
+    """Predict one scene into ``OUT/<stem>_label.tif`` and ``OUT/<stem>_prob.tif``.
+
+    Args:
+        bundle_or_path: a loaded :class:`Bundle` or a bundle folder.
+        scene_path: the GeoTIFF (or any GDAL raster) to predict.
+        out_dir: output folder (created).
+        **options: fields of :class:`PredictOptions`.
+
+    Raises:
+        GeoSegError: bad bundle, scene, option, or existing outputs (see :func:`predict_scenes`).
+    """
+    return predict_scenes(bundle_or_path, [scene_path], out_dir, **options)[0]
+
+
+def predict_scenes(bundle_or_path: Bundle | str | os.PathLike, scenes: Sequence[str | os.PathLike],
+                   out_dir: str | os.PathLike, workers: int = 1, scheduler: str | None = None,
+                   **options) -> list[PredictionResult]:
+    """Predict several scenes; every scene and output is validated before anything is written.
+
+    Args:
+        bundle_or_path: a loaded :class:`Bundle` or a bundle folder.
+        scenes: scene files.
+        out_dir: output folder.
+        workers: > 1 runs strips of scenes on that many local dask worker processes.
+        scheduler: a dask.distributed scheduler address; workers there must see the bundle and
+            scene paths (the outputs are written by this process).
+        **options: fields of :class:`PredictOptions`.
+
+    Raises:
+        InputNotFoundError, UnreadableRasterError: a scene or the bundle cannot be read.
+        BundleError: the bundle is incomplete or its model cannot be loaded.
+        BandCountError: a scene lacks the bands the model reads.
+        InputMismatchError: a scene's dtype or value range is far from the training data
+            (unless ``allow_input_mismatch``).
+        InvalidParameterError: an option is out of range.
+        OutputExistsError: an output exists and neither ``overwrite`` nor ``resume`` is set.
+    """
+    bundle = as_bundle(bundle_or_path)
+    opts = PredictOptions(**options).resolved(bundle)
+    if int(workers) < 1:
+        raise InvalidParameterError(f"--workers must be >= 1, got {workers}")
+    jobs = plan_jobs(bundle, scenes, out_dir, opts)
+    todo = [j for j in jobs if not j.skip]
+    results: dict[Path, PredictionResult] = {
+        j.info.path: PredictionResult(j.info.path, j.paths.label, j.paths.prob, skipped=True) for j in jobs if j.skip
+    }
+    if todo and (int(workers) > 1 or scheduler):
+        for res in predict_jobs_dask(bundle, todo, opts, workers=int(workers), scheduler=scheduler):
+            results[res.scene] = res
+    elif todo:
+        forward = make_forward(bundle, todo[0].bands, opts.tta)
+        for job in todo:
+            results[job.info.path] = run_job(bundle, forward, job, opts)
+    return [results[j.info.path] for j in jobs]
+
+
+def plan_jobs(bundle: Bundle, scenes: Sequence[str | os.PathLike], out_dir: str | os.PathLike,
+              opts: PredictOptions) -> list[SceneJob]:
+    """Open every scene, check its bands, input range and outputs; nothing is written here.
+
+    Args:
+        bundle: the bundle.
+        scenes: scene files.
+        out_dir: output folder.
+        opts: resolved options.
+
+    Raises:
+        see :func:`predict_scenes`.
+    """
+    jobs: list[SceneJob] = []
+    stems: dict[str, Path] = {}
+    for scene in scenes:
+        info = open_scene(scene)
+        if info.crs is None:
+            log.warning("scene has no CRS: %s (outputs copy its pixel grid without georeference)", info.path)
+        bands = check_scene_bands(info, bundle)
+        check_scene_input(info, bands, bundle, allow=opts.allow_input_mismatch)
+        paths = output_paths(info.path, out_dir, opts.write_prob)
+        stem = info.path.stem
+        if stem in stems:
+            raise InvalidParameterError(f"two scenes share the name {stem!r}: {stems[stem]} and {info.path} "
+                                        "(their outputs would collide)")
+        stems[stem] = info.path
+        skip = False
+        if opts.resume and paths.complete():
+            skip = True
+        elif not (opts.overwrite or opts.resume):
+            for p in paths.all:
+                if p.exists():
+                    raise OutputExistsError(
+                        f"output exists: {p} (use --overwrite to replace it or --resume to continue)")
+        jobs.append(SceneJob(info=info, bands=bands, paths=paths, skip=skip))
+    return jobs

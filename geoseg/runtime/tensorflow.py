@@ -1,0 +1,80 @@
+"""Importing TensorFlow without its start-up chatter on stderr.
+
+``import tensorflow`` prints absl/oneDNN/CUDA lines from C++ straight to file descriptor 2
+before any log level applies ("All log messages before absl::InitializeLog() ...", "oneDNN
+custom operations are on", "Could not find cuda drivers", and at the first device query
+"failed call to cuInit"), even with ``TF_CPP_MIN_LOG_LEVEL=2``. :func:`import_tensorflow`
+imports TensorFlow and Keras and queries the devices once with file descriptor 2 pointed at
+``/dev/null``, then restores it, so every later message (and geoseg's own ``error:`` line) is
+written as usual. With verbose logging (``-v``) nothing is hidden.
+
+``TF_ENABLE_ONEDNN_OPTS`` is left alone on purpose: turning oneDNN off changes model outputs in
+the last float32 bit (checked on a conv + batch-norm + softmax model), so predictions would no
+longer match those of earlier runs.
+
+Call it wherever TensorFlow is first imported on a run path (bundle loading, the forward pass,
+training); it is idempotent and cheap once TensorFlow is loaded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sys
+import threading
+from collections.abc import Iterator
+from types import ModuleType
+
+_lock = threading.Lock()
+_imported = False
+
+
+@contextlib.contextmanager
+def stderr_to_devnull() -> Iterator[None]:
+    """Point file descriptor 2 at ``/dev/null`` (C/C++ writes included), restoring it on exit."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, 2)
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(null)
+
+
+def import_tensorflow(verbose: bool | None = None) -> ModuleType:
+    """Import TensorFlow (and Keras) once, quietly unless ``verbose``; return the ``tensorflow`` module.
+
+    Args:
+        verbose: show TensorFlow's start-up messages. None: verbose when the ``geoseg`` logger
+            is at DEBUG (the CLIs' ``-v``).
+
+    Sets ``TF_CPP_MIN_LOG_LEVEL=2`` (only when unset) so TensorFlow's later C++ INFO and WARNING
+    lines stay off too, and lowers the ``absl`` and ``tensorflow`` Python loggers to ERROR when
+    nobody has configured them.
+    """
+    global _imported
+    with _lock:
+        if _imported:
+            return sys.modules["tensorflow"]
+        if verbose is None:
+            verbose = logging.getLogger("geoseg").isEnabledFor(logging.DEBUG)
+        if verbose:
+            import tensorflow as tf
+        else:
+            os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+            with stderr_to_devnull():
+                import keras  # noqa: F401  (imports TensorFlow too: both under the redirect)
+                import tensorflow as tf
+
+                tf.config.list_physical_devices()  # cuInit and driver probing print here
+            for name in ("absl", "tensorflow"):
+                logger = logging.getLogger(name)
+                if logger.level == logging.NOTSET:
+                    logger.setLevel(logging.ERROR)
+        _imported = True
+        return tf
