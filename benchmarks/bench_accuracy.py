@@ -1,22 +1,25 @@
-"""Accuracy on unseen ground: train on the left 60 % of a scene, score the right 40 %.
+"""Accuracy on unseen ground: train on 60 % of a scene's columns, score the other 40 %.
 
 For each scene (the SpaceNet-4 clip in ``../shared/data/`` when present, and the synthetic
-sample scene of :func:`geoseg.apps.sample.make_sample`) and each recipe:
+sample scene of :func:`geoseg.apps.sample.make_sample`), each fold and each recipe:
 
-1. write a polygon covering the left ``--train-fraction`` of the scene's columns (a GeoJSON in
-   a temporary folder) and tile only inside it (``geoseg tile --aoi``: random 128 px windows,
-   random 10 % validation split);
+1. write a polygon covering the training columns (fold ``left``: the left ``--train-fraction``
+   of the columns, the issue's split; fold ``right``: the right ``--train-fraction``, the
+   mirrored split) and tile only inside it (``geoseg tile --aoi`` with :data:`TILE`);
 2. train with the defaults, setting only ``--model``, ``--model-args`` and ``--time-budget``
    (or ``--epochs``);
 3. predict the whole scene (``geoseg predict``) and compare the label raster with the
-   rasterized truth on the right part only (columns ``>= ceil(train_fraction * width)``).
+   rasterized truth on the unseen columns only;
+4. with ``--reference``: train and score the plain-Keras script of
+   ``bench_accuracy_reference.py`` on the same split, for the same budget, on the same machine.
 
-Printed per run: building (foreground) IoU, mIoU and overall accuracy (OA) of the model and of
-the all-background (majority) baseline, their ratios, the predicted vs true foreground share
-and the wall time of training. Nothing is written into the repository.
+Printed per run: foreground (building) IoU, mIoU and overall accuracy (OA) of the model and of
+the all-background (majority) baseline, the predicted vs true foreground share, the training
+wall time and the 1-minute load average at the start and end of the run. Nothing is written
+into the repository.
 
-    python benchmarks/bench_accuracy.py                      # both recipes, 10 min budget each
-    python benchmarks/bench_accuracy.py --budget 3m --recipes unet --scenes sn4 --seeds 0,1
+    python benchmarks/bench_accuracy.py --scenes sn4 --reference          # both folds, 10 min budget
+    python benchmarks/bench_accuracy.py --budget 3m --recipes unet --scenes sn4 --folds left --seeds 0,1
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import numpy as np  # noqa: E402
 
@@ -52,25 +56,30 @@ RECIPES = {
 }
 
 
-def left_polygon(scene: Path, fraction: float, out: Path) -> tuple[Path, int]:
-    """Write a GeoJSON polygon over the left ``fraction`` of the scene's columns.
+#: How the training area is tiled (``geoseg tile`` options; the pipeline's ``tile`` section).
+TILE = {"mode": "random", "size": 128, "count": 600, "split": "random", "val-fraction": 0.1}
+
+
+def train_polygon(scene: Path, fraction: float, fold: str, out: Path) -> tuple[Path, slice]:
+    """Write a GeoJSON polygon over the training columns of ``fold`` (``left`` or ``right``).
 
     Returns:
-        (path, first unseen column in pixels).
+        (path, the unseen columns as a slice in pixels).
     """
     import rasterio
 
     with rasterio.open(scene) as ds:
         cut = int(math.ceil(fraction * ds.width))
-        t = ds.transform
-        x0, y0 = t * (0, 0)
-        x1, y1 = t * (cut, ds.height)
+        width, height, t = ds.width, ds.height, ds.transform
         crs = ds.crs.to_string()
+    c0, c1, unseen = (0, cut, slice(cut, None)) if fold == "left" else (width - cut, width, slice(0, width - cut))
+    x0, y0 = t * (c0, 0)
+    x1, y1 = t * (c1, height)
     ring = [[x0, y0], [x1, y0], [x1, y1], [x0, y1], [x0, y0]]
     fc = {"type": "FeatureCollection", "crs": {"type": "name", "properties": {"name": crs}},
           "features": [{"type": "Feature", "properties": {}, "geometry": {"type": "Polygon", "coordinates": [ring]}}]}
     out.write_text(json.dumps(fc))
-    return out, cut
+    return out, unseen
 
 
 def truth_raster(scene: Path, labels: Path, burn_value: int | None) -> np.ndarray:
@@ -97,28 +106,40 @@ def scores(truth: np.ndarray, pred: np.ndarray, k: int, ignore: int = 255) -> di
             "fg_pred": float((pred[ok] > 0).mean()), "fg_true": float((truth[ok] > 0).mean())}
 
 
-def run_one(name: str, scene: Path, labels: Path, classes: str, bands: str | None, burn_value: int | None,
-            recipe: str, budget: str | None, epochs: int | None, seed: int, fraction: float, work: Path,
-            count: int, extra: dict) -> dict:
-    import rasterio
+def load() -> float:
+    """1-minute load average of the machine."""
+    return os.getloadavg()[0]
 
-    from geoseg.cli.predict import main as predict_main
+
+def tile_fold(name: str, scene: Path, labels: Path, classes: str, bands: str | None, burn_value: int | None,
+              fold: str, fraction: float, work: Path, tile: dict) -> tuple[Path, slice]:
+    """Tile the training columns of ``fold`` once per work folder; returns (dataset, unseen columns)."""
     from geoseg.cli.tile import main as tile_main
-    from geoseg.training import TrainConfig, fit
 
-    run_dir = work / f"{name}-{recipe}-s{seed}"
-    aoi, cut = left_polygon(scene, fraction, work / f"{name}-aoi.geojson")
-    ds = work / f"{name}-dataset"
+    aoi, unseen = train_polygon(scene, fraction, fold, work / f"{name}-{fold}-aoi.geojson")
+    ds = work / f"{name}-{fold}-dataset"
     if not (ds / "dataset.json").exists():
-        args = [str(scene), "--labels", str(labels), "--classes", classes, "--mode", "random", "--size", "128",
-                "--count", str(count), "--split", "random", "--val-fraction", "0.1", "--aoi", str(aoi),
-                "--out", str(ds), "--quiet", "--workers", "1"]
+        args = [str(scene), "--labels", str(labels), "--classes", classes, "--aoi", str(aoi), "--out", str(ds),
+                "--quiet", "--workers", "1"]
+        for k, v in tile.items():
+            args += [f"--{k}"] + ([] if v is True else [str(v)])
         if bands:
             args += ["--bands", bands]
         if burn_value is not None:
             args += ["--burn-value", str(burn_value)]
         if tile_main(args) != 0:
             raise SystemExit(f"tiling {scene} failed")
+    return ds, unseen
+
+
+def run_one(name: str, scene: Path, labels: Path, ds: Path, unseen: slice, fold: str, burn_value: int | None,
+            recipe: str, budget: str | None, epochs: int | None, seed: int, work: Path, extra: dict) -> dict:
+    import rasterio
+
+    from geoseg.cli.predict import main as predict_main
+    from geoseg.training import TrainConfig, fit
+
+    run_dir = work / f"{name}-{fold}-{recipe}-s{seed}"
     rec = dict(RECIPES[recipe])
     cfg = {**rec, "dataset": str(ds), "out": str(run_dir / "bundle"), "seed": seed, "tensorboard": False,
            "quiet": True, "overwrite": True, **extra}
@@ -126,9 +147,11 @@ def run_one(name: str, scene: Path, labels: Path, classes: str, bands: str | Non
         cfg["time_budget"] = budget
     if epochs:
         cfg["epochs"] = epochs
+    load0 = load()
     t0 = time.perf_counter()
     res = fit(TrainConfig.from_dict(cfg))
     train_s = time.perf_counter() - t0
+    load1 = load()
     pred_dir = run_dir / "pred"
     if predict_main([str(scene), "--model", str(res.bundle), "--out", str(pred_dir), "--no-prob", "--quiet",
                      "--overwrite", "--workers", "1"]) != 0:
@@ -139,34 +162,59 @@ def run_one(name: str, scene: Path, labels: Path, classes: str, bands: str | Non
     truth = truth_raster(scene, labels, burn_value)
     meta = json.loads((res.bundle / "geoseg.json").read_text())
     k = int(meta["num_classes"])
-    unseen = (slice(None), slice(cut, None))
-    m = scores(truth[unseen], pred[unseen], k)
-    b = scores(truth[unseen], np.zeros_like(pred[unseen]), k)
+    m = scores(truth[:, unseen], pred[:, unseen], k)
+    b = scores(truth[:, unseen], np.zeros_like(pred[:, unseen]), k)
     params = res.model.count_params() if res.model is not None else 0
     summary = meta.get("training", {})
-    return {"scene": name, "recipe": recipe, "seed": seed, "params": params, "model": m, "baseline": b,
-            "train_s": train_s, "epochs": res.epochs, "best_epoch": res.best_epoch,
-            "stopped": summary.get("stopped_by", "early" if res.stopped_early else "epochs")}
+    return {"scene": name, "fold": fold, "recipe": recipe, "seed": seed, "params": params, "model": m, "baseline": b,
+            "train_s": train_s, "load": (load0, load1),
+            "epochs": f"{res.epochs} ({res.best_epoch}, {summary.get('stopped_by', 'epochs')})"}
+
+
+def run_reference(name: str, scene: Path, labels: Path, bands: str | None, burn_value: int | None, fold: str,
+                  unseen: slice, fraction: float, seed: int, budget_s: float) -> dict:
+    """The plain-Keras script of ``bench_accuracy_reference.py`` on the same split."""
+    import rasterio
+
+    from bench_accuracy_reference import train_and_predict
+
+    with rasterio.open(scene) as src:
+        image = src.read([int(b) for b in bands.split(",")] if bands else None).transpose(1, 2, 0)
+    truth = truth_raster(scene, labels, burn_value)
+    k = int(truth[truth != 255].max()) + 1
+    width = truth.shape[1]
+    cut = int(math.ceil(fraction * width))
+    cols = (0, cut) if fold == "left" else (width - cut, width)
+    load0 = load()
+    r = train_and_predict(image, np.where(truth == 255, 0, truth), cols, budget_s, seed, classes=max(k, 2))
+    load1 = load()
+    m = scores(truth[:, unseen], r["pred"][:, unseen], max(k, 2))
+    b = scores(truth[:, unseen], np.zeros_like(truth[:, unseen]), max(k, 2))
+    return {"scene": name, "fold": fold, "recipe": "plain Keras reference", "seed": seed, "params": r["params"],
+            "model": m, "baseline": b, "train_s": r["train_s"], "load": (load0, load1),
+            "epochs": f"{r['steps']} steps"}
 
 
 def fmt_row(r: dict) -> str:
     m, b = r["model"], r["baseline"]
     fg = m["iou"][1] if len(m["iou"]) > 1 else float("nan")
-    return (f"| {r['scene']} | {r['recipe']} | {r['params'] / 1e6:.2f} M | {r['seed']} | {fg:.3f} | {m['miou']:.3f} "
-            f"(x{m['miou'] / b['miou']:.2f}) | {m['oa']:.4f} | {b['oa']:.4f} (x{m['oa'] / b['oa']:.3f}) | "
-            f"{100 * m['fg_pred']:.1f} / {100 * m['fg_true']:.1f} % | "
-            f"{r['epochs']} ({r['best_epoch']}, {r['stopped']}) "
-            f"| {r['train_s']:.0f} |")
+    return (f"| {r['scene']} | {r['fold']} | {r['recipe']} | {r['params'] / 1e6:.2f} M | {r['seed']} | {fg:.3f} | "
+            f"{m['miou']:.3f} | {m['oa']:.4f} | {b['oa']:.4f} | {100 * m['fg_pred']:.1f} / {100 * m['fg_true']:.1f} % | "
+            f"{r['epochs']} | {r['train_s']:.0f} | {r['load'][0]:.1f} / {r['load'][1]:.1f} |")
 
 
-HEADER = ("| scene | recipe | params | seed | fg IoU | mIoU (vs base) | OA | base OA (ratio) | fg pred / true "
-          "| epochs (best, stop) | train s |\n|---|---|---|---|---|---|---|---|---|---|---|")
+HEADER = ("| scene | fold (trained on) | recipe | params | seed | fg IoU | mIoU | OA | base OA | fg pred / true "
+          "| epochs (best, stop) | train s | load start / end |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--scenes", default="sn4,sample", help="comma-separated: sn4, sample")
-    p.add_argument("--recipes", default="unet,deeplab", help=f"comma-separated: {', '.join(RECIPES)}")
+    p.add_argument("--folds", default="left,right",
+                   help="comma-separated: left (train on the left --train-fraction: the issue's split), right (mirrored)")
+    p.add_argument("--recipes", default="unet", help=f"comma-separated: {', '.join(RECIPES)}")
+    p.add_argument("--reference", action="store_true",
+                   help="also run the plain-Keras reference script (bench_accuracy_reference.py) on each split")
     p.add_argument("--budget", default="10m", help="training time budget per run (s/m/h); '' to use --epochs")
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--seeds", default="0")
@@ -174,17 +222,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sample-size", type=int, default=512, help="synthetic scene side in pixels")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="extra TrainConfig field (for experiments; the published figures use none)")
+    p.add_argument("--tile-set", action="append", default=[], metavar="KEY=VALUE",
+                   help="change a tiling option of TILE (for experiments; the published figures use none)")
     p.add_argument("--keep", default=None, help="work folder to keep (default: a temporary one)")
     a = p.parse_args(argv)
     import yaml
 
     extra = {k.replace("-", "_"): yaml.safe_load(v) for k, v in (s.split("=", 1) for s in a.set)}
+    tile = {**TILE, **{k: yaml.safe_load(v) for k, v in (s.split("=", 1) for s in a.tile_set)}}
     import tensorflow as tf
 
     from geoseg import __version__
+    from geoseg.training.config import parse_duration
 
-    print(f"machine: {platform.platform()}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}; "
-          f"geoseg {__version__}, TensorFlow {tf.__version__}, Python {platform.python_version()}")
+    print(f"machine: {platform.platform()}, {os.cpu_count()} CPUs, load {load():.1f}; "
+          f"geoseg {__version__}, TensorFlow {tf.__version__}, Python {platform.python_version()}; tile {tile}"
+          + (f"; train {extra}" if extra else ""))
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench_acc_") as tmp:
         work = Path(a.keep or tmp)
@@ -195,20 +248,28 @@ def main(argv: list[str] | None = None) -> int:
                 if not SN4_SCENE.exists():
                     print(f"skipping sn4: {SN4_SCENE} not found")
                     continue
-                scenes.append(("sn4", SN4_SCENE, SN4_LABELS, "background,building", "1,2,3", 1, 600))
+                scenes.append(("sn4", SN4_SCENE, SN4_LABELS, "background,building", "1,2,3", 1))
             elif s == "sample":
                 from geoseg.apps.sample import make_sample
 
                 smp = make_sample(work / "sample", size=a.sample_size, seed=3, overwrite=True)
-                scenes.append(("sample", smp.scene, smp.labels, str(smp.classes), None, None, 600))
-        for name, scene, labels, classes, bands, burn, count in scenes:
-            for recipe in a.recipes.split(","):
+                scenes.append(("sample", smp.scene, smp.labels, str(smp.classes), None, None))
+        for name, scene, labels, classes, bands, burn in scenes:
+            for fold in a.folds.split(","):
+                ds, unseen = tile_fold(name, scene, labels, classes, bands, burn, fold, a.train_fraction, work, tile)
                 for seed in (int(s) for s in a.seeds.split(",")):
-                    r = run_one(name, scene, labels, classes, bands, burn, recipe, a.budget or None, a.epochs, seed,
-                                a.train_fraction, work, count, extra)
-                    rows.append(r)
-                    print(fmt_row(r), flush=True)
-    print(f"\nload average at the end: {os.getloadavg()[0]:.1f}")
+                    for recipe in a.recipes.split(","):
+                        r = run_one(name, scene, labels, ds, unseen, fold, burn, recipe, a.budget or None, a.epochs,
+                                    seed, work, extra)
+                        rows.append(r)
+                        print(fmt_row(r), flush=True)
+                    if a.reference:
+                        budget_s = parse_duration(a.budget) if a.budget else rows[-1]["train_s"]
+                        r = run_reference(name, scene, labels, bands, burn, fold, unseen, a.train_fraction, seed,
+                                          float(budget_s))
+                        rows.append(r)
+                        print(fmt_row(r), flush=True)
+    print(f"\nload average at the end: {load():.1f}")
     print(HEADER)
     for r in rows:
         print(fmt_row(r))

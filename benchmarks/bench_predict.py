@@ -18,6 +18,12 @@ the RSS of the same process after loading TensorFlow and the model, before predi
     .venv/bin/python benchmarks/bench_predict.py --quick               # size 1024, tall scenes up to 4096
     .venv/bin/python benchmarks/bench_predict.py --sizes 4096 8192 16384 --tiles 256 512 --no-naive-above 4096
     .venv/bin/python benchmarks/bench_predict.py --sizes --heights --wide 20000    # RSS of a 20000 px wide scene
+    .venv/bin/python benchmarks/bench_predict.py --onnx --sizes 1024 --heights     # ONNX vs Keras path
+
+``--onnx`` adds, per size and tile, the same prediction through the bundle exported with ``geoseg
+export --format onnx`` (onnxruntime, no TensorFlow) next to the Keras bundle, each in a fresh
+process: start-up (imports, bundle/model load, first batch of one window), then ``predict_scene``
+end to end on the same scene, tile and stride; labels of the two runs are compared.
 """
 
 from __future__ import annotations
@@ -168,7 +174,43 @@ def phase_naive(bundle_dir: str, scene: str, batch: int, out: str) -> dict:
     return {"seconds": time.perf_counter() - t0, "rss_mb": _rss_mb(), "base_rss_mb": base}
 
 
-PHASES = {"forward": phase_forward, "geoseg": phase_geoseg, "naive": phase_naive}
+def phase_export(bundle_dir: str, out: str) -> dict:
+    from geoseg.export.onnx import export_onnx
+    from geoseg.io.bundle import load_bundle
+
+    t0 = time.perf_counter()
+    res = export_onnx(load_bundle(bundle_dir), out, overwrite=True)
+    return {"seconds": time.perf_counter() - t0, "max_abs_diff": res["max_abs_diff"]}
+
+
+def phase_engine(model: str, scene: str, batch: int, out: str) -> dict:
+    """Start-up (imports, model load, first one-window batch) and ``predict_scene`` of a bundle or ``.onnx``."""
+    t0 = time.perf_counter()
+    import numpy as np
+
+    from geoseg.inference import predict_scene
+    from geoseg.inference.forward import make_forward
+    from geoseg.io.bundle import load_bundle
+
+    bundle = load_bundle(model)
+    make_forward(bundle, 4)(np.zeros((1, bundle.tile_size, bundle.tile_size, 4), np.float32))
+    startup = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    res = predict_scene(bundle, scene, out, batch_size=batch, overwrite=True, progress=False)
+    return {"startup": startup, "seconds": time.perf_counter() - t1, "windows": res.windows, "rss_mb": _rss_mb(),
+            "tensorflow": "tensorflow" in sys.modules}
+
+
+def label_agreement(a: Path, b: Path) -> float:
+    import numpy as np
+    import rasterio
+
+    with rasterio.open(a) as da, rasterio.open(b) as db:
+        return float(np.mean(da.read(1) == db.read(1)))
+
+
+PHASES = {"forward": phase_forward, "geoseg": phase_geoseg, "naive": phase_naive, "export": phase_export,
+          "engine": phase_engine}
 
 
 def run_phase(name: str, *args) -> dict:
@@ -194,6 +236,7 @@ def main() -> None:
     ap.add_argument("--no-naive-above", type=int, default=4096, help="skip the naive baseline above this size")
     ap.add_argument("--quick", action="store_true", help="size 1024 and tile 256 only")
     ap.add_argument("--work", default="/tmp/geoseg-bench-predict", help="scratch folder (scenes are cached)")
+    ap.add_argument("--onnx", action="store_true", help="also time the exported ONNX model against the Keras bundle")
     ap.add_argument("--phase", nargs="+", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.phase:
@@ -225,6 +268,8 @@ def main() -> None:
                 if naive else f"{'-':>8} {'-':>9} {'-':>7}"
             print(f"{size:>6} {tile:>4} {fwd['windows']:>7} {fwd['seconds']:9.1f} {geo['seconds']:8.1f} "
                   f"{ratio:5.2f} {mpx:6.2f} {geo['rss_mb']:7.0f} {geo['base_rss_mb']:6.0f} {ns}", flush=True)
+    if args.onnx:
+        onnx_section(args, work)
     if args.heights:
         tile = args.tiles[0]
         bundle = make_bundle(work, tile, args.filters, args.depth)
@@ -247,6 +292,31 @@ def main() -> None:
             print(f"{width:>7} {geo['windows']:>7} {geo['seconds']:8.1f} {geo['rss_mb']:7.0f} "
                   f"{geo['base_rss_mb']:6.0f}",
                   flush=True)
+
+
+def onnx_section(args: argparse.Namespace, work: Path) -> None:
+    """Keras bundle vs its ONNX export through ``predict_scene``: start-up and throughput."""
+    import onnxruntime
+
+    print(f"\n# ONNX (onnxruntime {onnxruntime.__version__}, CPU) vs Keras: fresh process each; start-up = imports "
+          "+ model load + first 1-window batch; predict = predict_scene end to end")
+    print(f"{'size':>6} {'tile':>4} {'path':>5} {'startup s':>9} {'predict s':>9} {'Mpx/s':>6} {'RSS MB':>7} "
+          f"{'TF loaded':>9} {'labels equal':>12}")
+    for size in args.sizes:
+        scene = make_scene(work, size)
+        for tile in args.tiles:
+            bundle = make_bundle(work, tile, args.filters, args.depth)
+            onnx_path = work / f"{bundle.name}.onnx"
+            run_phase("export", bundle, onnx_path)
+            rows = {}
+            for name, model in (("keras", bundle), ("onnx", onnx_path)):
+                rows[name] = run_phase("engine", model, scene, args.batch_size, work / f"out_{name}")
+            same = label_agreement(work / "out_keras" / f"{scene.stem}_label.tif",
+                                   work / "out_onnx" / f"{scene.stem}_label.tif")
+            for name, r in rows.items():
+                print(f"{size:>6} {tile:>4} {name:>5} {r['startup']:9.2f} {r['seconds']:9.1f} "
+                      f"{size * size / r['seconds'] / 1e6:6.2f} {r['rss_mb']:7.0f} {str(r['tensorflow']):>9} "
+                      f"{same * 100:11.4f}%", flush=True)
 
 
 if __name__ == "__main__":

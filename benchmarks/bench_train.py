@@ -164,7 +164,7 @@ def main(argv=None) -> int:
                             a.steps, a.mixed_precision, a.repeats, a.pipeline_only)
             b = r["batch"]
 
-            def fmt(sps):
+            def fmt(sps, b=b):
                 return f"{sps:7.2f} st/s {sps * b:7.1f} im/s"
 
             print(f"{r['model']:<24}{r['params_m']:7.1f}M{fmt(r['pipeline_sps']):>24}{fmt(r['model_sps']):>24}"

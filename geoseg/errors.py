@@ -60,7 +60,11 @@ class VectorLabelError(GeoSegError, ValueError):
     """A vector label file is unreadable, empty, or lacks the named attribute."""
 
 
-class ConfigError(GeoSegError, ValueError):
+class UsageError(GeoSegError, ValueError):
+    """Bad usage of a command: a required option missing, options that exclude each other (exit 2)."""
+
+
+class ConfigError(UsageError):
     """A --config / pipeline YAML file is unreadable or holds unknown keys."""
 
 
@@ -82,3 +86,11 @@ class LabelValueError(GeoSegError, ValueError):
 
 class InputMismatchError(GeoSegError, ValueError):
     """A scene's pixel dtype or value range differs from the data a model was trained on."""
+
+
+class OutputNotWritableError(GeoSegError, PermissionError):
+    """An output cannot be created where it was asked for (a file in the way, a read-only place)."""
+
+
+class OutputLockedError(GeoSegError, RuntimeError):
+    """Another run (process id and host in the message) is writing into the same output folder."""

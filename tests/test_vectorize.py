@@ -82,8 +82,8 @@ def test_holes_area_and_names(make_raster, tmp_path):
     a[10:15, 10:15] = 2   # island inside a hole
     a[18:20, 20:22] = 0   # empty hole
     path = make_raster("ring.tif", data=a[None])
-    n = vectorize(path, tmp_path / "ring.geojson", block_size=8)
-    vec = read_vector(tmp_path / "ring.geojson")
+    n = vectorize(path, tmp_path / "ring.fgb", block_size=8)
+    vec = read_vector(tmp_path / "ring.fgb")
     assert n == 2 and vec.crs.to_epsg() == 32633
     ring = vec.geometries[vec.attributes["class_id"] == 1][0]
     assert len(ring.interiors) == 2
@@ -121,7 +121,9 @@ def test_cli_palette_driver_and_errors(labels, make_raster, tmp_path, capsys):
     assert main([str(tmp_path / "missing.tif"), "--out", str(tmp_path / "m.gpkg")]) == 1
     assert "no such file" in capsys.readouterr().err
     assert main([str(labels), "--out", str(tmp_path / "x.shp")]) == 1
-    assert "use a .gpkg, .geojson or .fgb" in capsys.readouterr().err
+    assert "use a .gpkg, .geojson, .fgb or .parquet" in capsys.readouterr().err
+    assert main([str(labels), "--out", str(tmp_path / "v.gpkg"), "--format", "gpkg", "--driver", "GeoJSON"]) == 1
+    assert "disagree" in capsys.readouterr().err
     assert main([str(labels), "--out", str(tmp_path / "y.gpkg"), "--simplify", "-1"]) == 1
     assert "--simplify must be >= 0" in capsys.readouterr().err
     assert main([str(labels), "--out", str(tmp_path / "w.gpkg"), "--classes", "1,300"]) == 1

@@ -38,6 +38,7 @@ import yaml
 from geoseg.cli.common import CommandParser, add_common_options, load_yaml, make_main
 from geoseg.cli.config import config_keys, namespace_from_config, validate_config
 from geoseg.errors import ConfigError, GeoSegError, InputNotFoundError
+from geoseg.io.atomic import check_writable
 from geoseg.io.raster import RASTER_SUFFIXES
 
 log = logging.getLogger(__name__)
@@ -276,6 +277,8 @@ def _run_step(step: str, ns: argparse.Namespace) -> None:
 
 def run(args: argparse.Namespace) -> int:
     plan = plan_pipeline(args)
+    check_writable(plan.out, option="out")
+    created = not plan.out.exists()
     plan.out.mkdir(parents=True, exist_ok=True)
     say: Callable[..., None] = (lambda *a: None) if args.quiet else (lambda *a: print(*a, flush=True))
     t0 = time.perf_counter()
@@ -284,6 +287,9 @@ def run(args: argparse.Namespace) -> int:
     except StepFailed as exc:
         print(f"error: pipeline stopped at step '{exc.step}' (exit {exc.rc})", file=sys.stderr)
         return exc.rc
+    finally:
+        if created and not any(plan.out.iterdir()):  # a first step that failed left nothing: neither do we
+            plan.out.rmdir()
     paths["elapsed_s"] = round(time.perf_counter() - t0, 1)
     _summary(plan.doc, paths, say)
     return 0

@@ -3,8 +3,10 @@
 Every command module defines ``build_parser()`` (a :class:`~geoseg.cli.config.CommandParser`)
 and ``run(args)``, and exposes ``main = make_main(build_parser, run)``. ``main(argv)`` returns
 the exit code: 0 success, 1 user error (one ``error:`` line on stderr), 2 bad usage: argparse's
-own errors, and any :class:`~geoseg.errors.ConfigError` (a config or pipeline file with an
-unknown key or a bad value, also one ``error:`` line naming the file and the key).
+own errors, and any :class:`~geoseg.errors.UsageError`: a required option missing
+(:func:`require`), options that exclude each other, or a :class:`~geoseg.errors.ConfigError`
+(a config or pipeline file with an unknown key or a bad value, also one ``error:`` line naming
+the file and the key).
 """
 
 from __future__ import annotations
@@ -16,11 +18,11 @@ import sys
 from collections.abc import Callable, Sequence
 
 from geoseg.cli.config import CommandParser, apply_config, load_yaml, validate_config
-from geoseg.errors import ConfigError, GeoSegError
+from geoseg.errors import ConfigError, GeoSegError, UsageError
 
 __all__ = [
     "CommandParser", "add_common_options", "apply_config", "load_yaml", "make_main", "parse_args",
-    "parse_int_list", "setup_logging", "validate_config",
+    "parse_int_list", "require", "setup_logging", "validate_config",
 ]
 
 log = logging.getLogger("geoseg")
@@ -93,8 +95,9 @@ def make_main(build_parser: Callable[[], argparse.ArgumentParser],
               run: Callable[[argparse.Namespace], int | None]) -> Callable[[Sequence[str] | None], int]:
     """Wrap a command: parse (with --config), run, map user errors to one ``error:`` line.
 
-    Exit codes: :class:`~geoseg.errors.ConfigError` 2 (bad usage, like argparse's errors),
-    any other :class:`~geoseg.errors.GeoSegError` 1, Ctrl-C 130. ``-v`` re-raises instead.
+    Exit codes: :class:`~geoseg.errors.UsageError` (and so ``ConfigError``) 2 (bad usage, like
+    argparse's errors), any other :class:`~geoseg.errors.GeoSegError` 1, Ctrl-C 130. ``-v``
+    re-raises instead.
     """
 
     def main(argv: Sequence[str] | None = None) -> int:
@@ -106,7 +109,7 @@ def make_main(build_parser: Callable[[], argparse.ArgumentParser],
             return USAGE_ERROR
         verbose = bool(getattr(args, "verbose", False))
         if not verbose:  # TensorFlow's C++ start-up chatter is noise for users; -v keeps it
-            os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+            os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
         setup_logging(verbose)
         try:
             return int(run(args) or 0)
@@ -114,12 +117,29 @@ def make_main(build_parser: Callable[[], argparse.ArgumentParser],
             if verbose:
                 raise
             print(f"error: {exc}", file=sys.stderr)
-            return USAGE_ERROR if isinstance(exc, ConfigError) else USER_ERROR
+            return USAGE_ERROR if isinstance(exc, UsageError) else USER_ERROR
         except KeyboardInterrupt:
             print("error: interrupted (rerun with --resume to continue)", file=sys.stderr)
             return 130
 
     return main
+
+
+def require(value: object, option: str) -> None:
+    """Refuse a missing required option (``None``, ``""`` or an empty list): bad usage, exit 2.
+
+    Options that ``--config`` may supply cannot be ``required=True`` in argparse; they are
+    checked here after the config file is folded in.
+
+    Args:
+        value: the parsed value.
+        option: the option as the user writes it, with its metavar (``"--out DATASET"``).
+
+    Raises:
+        UsageError: ``value`` is missing.
+    """
+    if value is None or value == "" or (isinstance(value, (list, tuple)) and not value):
+        raise UsageError(f"{option} is required")
 
 
 def parse_int_list(text: str | Sequence[int] | None) -> list[int] | None:

@@ -29,7 +29,7 @@ import argparse
 import json
 from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from geoseg.errors import ConfigError
 
@@ -62,6 +62,10 @@ class CommandParser(argparse.ArgumentParser):
 
     def add_argument(self, *args: Any, **kwargs: Any) -> argparse.Action:
         return self._record(super().add_argument(*args, **kwargs), kwargs)
+
+    def error(self, message: str) -> NoReturn:
+        """Bad usage: one line on stderr starting ``error:`` like every geoseg error (no usage dump), exit 2."""
+        self.exit(2, f"error: {self.prog}: {message} (see '{self.prog} --help')\n")
 
     def add_argument_group(self, *args: Any, **kwargs: Any) -> Any:
         return self._recording(super().add_argument_group(*args, **kwargs))

@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from geoseg.cli.common import CommandParser, add_common_options, make_main
+from geoseg.cli.common import CommandParser, add_common_options, make_main, require
 
 
 def build_parser() -> CommandParser:
@@ -27,8 +27,9 @@ def build_parser() -> CommandParser:
                    help="label rasters or vector files (files or folders), paired with PRED")
     p.add_argument("--num-classes", type=int, metavar="C",
                    help="number of classes (default: from --classes or the prediction's class tag)")
-    p.add_argument("--classes", metavar="FILE|NAMES",
-                   help="class names: a palette file (JSON or index,name,r,g,b lines) or 'name0,name1,...'")
+    p.add_argument("--classes", metavar="FILE|NAME|NAMES",
+                   help="class names: a palette file (JSON or index,name,r,g,b lines), a named palette "
+                        "(voc, cityscapes, potsdam, vaihingen) or 'name0,name1,...'")
     p.add_argument("--mode", choices=("global", "per_image"), default="global",
                    help="global: one confusion matrix over all pixels; per_image: metrics per pair, then averaged")
     p.add_argument("--ignore-index", "--ignore-value", type=int, default=255, metavar="V",
@@ -60,18 +61,19 @@ def build_parser() -> CommandParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from geoseg.errors import InvalidParameterError
+    from geoseg.errors import UsageError
     from geoseg.evaluation import evaluate, format_table
     from geoseg.evaluation.report import check_report, write_report
+    from geoseg.io.atomic import check_writable
 
-    if not args.labels:
-        raise InvalidParameterError("--labels is required (label rasters, vector files or folders)")
+    require(args.labels, "--labels LABEL (label rasters, vector files or folders)")
     if args.label_field is not None and args.burn_value is not None:  # both may come from --config
-        raise InvalidParameterError("--label-field and --burn-value exclude each other; give one")
+        raise UsageError("--label-field and --burn-value exclude each other; give one")
     if args.aoi is not None and args.dataset is not None:
-        raise InvalidParameterError("--aoi and --dataset exclude each other; give one")
+        raise UsageError("--aoi and --dataset exclude each other; give one")
     if args.report:
-        check_report(args.report, args.overwrite)  # fail before reading anything
+        check_writable(args.report, option="--report")  # fail before reading anything
+        check_report(args.report, args.overwrite)
     result = evaluate(
         args.predictions, args.labels, num_classes=args.num_classes, mode=args.mode,
         ignore_index=args.ignore_index, ignore_background=args.ignore_background, classes=args.classes,

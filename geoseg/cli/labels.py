@@ -7,6 +7,7 @@ import sys
 
 from geoseg.cli.common import CommandParser, add_common_options, make_main
 from geoseg.convert.colors import color2index, index2color
+from geoseg.io.atomic import check_writable
 
 
 def build_parser() -> CommandParser:
@@ -15,10 +16,11 @@ def build_parser() -> CommandParser:
     sub = p.add_subparsers(dest="action", required=True, metavar="{color2index,index2color}")
     c2i = sub.add_parser("color2index", help="RGB label raster -> uint8 class raster (needs --palette)")
     c2i.add_argument("input", metavar="RGB.tif", help="color-coded label raster (RGB or RGBA)")
-    c2i.add_argument("--palette", required=True, metavar="FILE", help="palette: JSON or index,name,r,g,b lines")
+    c2i.add_argument("--palette", required=True, metavar="FILE|NAME",
+                     help="palette: JSON or index,name,r,g,b lines, or voc, cityscapes, potsdam, vaihingen")
     i2c = sub.add_parser("index2color", help="class raster -> RGBA raster for viewing")
     i2c.add_argument("input", metavar="LABEL.tif", help="single-band class raster")
-    i2c.add_argument("--palette", metavar="FILE",
+    i2c.add_argument("--palette", metavar="FILE|NAME",
                      help="palette (default: the raster's GEOSEG_CLASSES tag, else its color table)")
     for sp in (c2i, i2c):
         sp.add_argument("--out", required=True, metavar="OUT.tif", help="output GeoTIFF")
@@ -28,6 +30,7 @@ def build_parser() -> CommandParser:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_writable(args.out, folder=False)
     if args.action == "color2index":
         out = color2index(args.input, args.palette, args.out, overwrite=args.overwrite)
     else:

@@ -17,8 +17,8 @@ import argparse
 import logging
 import sys
 
-from geoseg.cli.common import CommandParser, add_common_options, make_main
-from geoseg.errors import InvalidParameterError
+from geoseg.cli.common import CommandParser, add_common_options, make_main, require
+from geoseg.io.stac import parse_assets
 
 log = logging.getLogger("geoseg.predict")
 
@@ -29,7 +29,10 @@ def build_parser() -> CommandParser:
         description="Predict whole scenes with a model bundle into georeferenced label and probability rasters.",
     )
     p.add_argument("scenes", nargs="+", metavar="SCENE", help="scene rasters (files, folders or globs)")
-    p.add_argument("--model", metavar="BUNDLE_DIR", help="model bundle folder (model.keras + geoseg.json)")
+    p.add_argument("--assets", type=parse_assets, metavar="red,green,blue,nir",
+                   help="STAC item scenes (JSON): assets stacked as bands, by asset key or eo:bands common name")
+    p.add_argument("--model", metavar="BUNDLE_DIR", help="model bundle folder (model.keras + geoseg.json), or a "
+                   "MODEL.onnx written by 'geoseg export' (run by onnxruntime, without TensorFlow)")
     p.add_argument("--mode", choices=("stride", "per_image"), default="stride",
                    help="stride: sliding windows blended (default); per_image: resize the scene to one tile")
     p.add_argument("--stride", type=int, metavar="N", help="window step in pixels (default: the bundle's, e.g. tile/2)")
@@ -53,15 +56,16 @@ def build_parser() -> CommandParser:
 
 def run(args: argparse.Namespace) -> int:
     from geoseg.inference import predict_scenes
+    from geoseg.io.atomic import check_writable
     from geoseg.io.bundle import load_bundle
     from geoseg.io.raster import expand_inputs
+    from geoseg.io.stac import resolve_stac_items
 
-    if not args.model:
-        raise InvalidParameterError("--model BUNDLE_DIR is required")
-    if not args.out:
-        raise InvalidParameterError("--out DIR is required")
+    require(args.model, "--model BUNDLE_DIR")
+    require(args.out, "--out DIR")
+    check_writable(args.out)  # before the bundle and the scenes are read
     bundle = load_bundle(args.model, load_model=False)
-    scenes = expand_inputs(args.scenes)
+    scenes = expand_inputs(resolve_stac_items(args.scenes, args.assets))
     results = predict_scenes(
         bundle, scenes, args.out, workers=args.workers, scheduler=args.scheduler,
         mode=args.mode, stride=args.stride, blend=args.blend, batch_size=args.batch_size, tta=args.tta,

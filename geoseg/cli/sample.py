@@ -8,6 +8,7 @@ from typing import Any
 
 from geoseg.apps.sample import SAMPLE_DTYPES, check_sample_options, make_sample
 from geoseg.cli.common import CommandParser, add_common_options, make_main
+from geoseg.io.atomic import check_writable
 
 
 def build_parser() -> CommandParser:
@@ -37,6 +38,7 @@ def config_from_args(args: argparse.Namespace) -> dict[str, Any]:
     kwargs = {"out_dir": args.out_dir, "size": args.size, "bands": args.bands, "dtype": args.dtype,
               "seed": args.seed, "crs": args.crs, "pixel_size": args.pixel_size, "overwrite": args.overwrite}
     check_sample_options(args.size, args.bands, args.dtype, args.crs, args.pixel_size)
+    check_writable(args.out_dir, option="OUT_DIR")
     return kwargs
 
 

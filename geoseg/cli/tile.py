@@ -14,9 +14,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from geoseg.cli.common import CommandParser, add_common_options, make_main
-from geoseg.errors import InvalidParameterError
+from geoseg.cli.common import CommandParser, add_common_options, make_main, require
 from geoseg.io.bands import parse_band_spec
+from geoseg.io.stac import parse_assets
 
 
 def build_parser() -> CommandParser:
@@ -27,6 +27,8 @@ def build_parser() -> CommandParser:
     p.add_argument("--labels", nargs="+", metavar="LABELS", default=[],
                    help="class raster, color raster (+ --palette) or vector file per scene, same order; "
                         "folders/globs pair with scenes by file stem; one vector file may serve all scenes")
+    p.add_argument("--assets", type=parse_assets, metavar="red,green,blue,nir",
+                   help="STAC item scenes (JSON): assets stacked as bands, by asset key or eo:bands common name")
     add_common_options(p, workers=True)
     g = p.add_argument_group("windows (pixels)")
     g.add_argument("--mode", choices=("stride", "random"), default="stride", help="grid of windows or random draws")
@@ -37,11 +39,13 @@ def build_parser() -> CommandParser:
     g.add_argument("--pad", action="store_true", help="pad scenes smaller than --size with nodata")
     g.add_argument("--allow-gaps", action="store_true", help="accept --stride > --size (pixels skipped)")
     g = p.add_argument_group("labels and classes")
-    g.add_argument("--classes", metavar="FILE|NAMES|auto",
-                   help="palette file (JSON or index,name,r,g,b lines) or comma-separated class names "
+    g.add_argument("--classes", metavar="FILE|NAME|NAMES|auto",
+                   help="palette file (JSON or index,name,r,g,b lines), a named palette (voc, cityscapes, "
+                        "potsdam, vaihingen) or comma-separated class names "
                         "(text attributes match them case-insensitively); 'auto': background + the sorted "
                         "distinct texts of the label attribute")
-    g.add_argument("--palette", metavar="FILE", help="palette of color-coded label rasters (color -> class)")
+    g.add_argument("--palette", metavar="FILE|NAME",
+                   help="palette of color-coded label rasters (color -> class): a file or a named palette")
     g.add_argument("--label-field", metavar="NAME", help="vector attribute holding class indices")
     g.add_argument("--burn-value", type=int, metavar="N", help="class index burned for every polygon")
     g.add_argument("--ignore-value", type=float, default=255, metavar="V",
@@ -80,9 +84,11 @@ def config_from_args(args: argparse.Namespace):
     """Build the validated :class:`~geoseg.tiling.tiler.TileConfig` from parsed options."""
     from geoseg.tiling.tiler import TileConfig, validate_config
 
-    if not args.out:
-        raise InvalidParameterError("--out DATASET is required")
+    require(args.out, "--out DATASET")
+    from geoseg.io.stac import resolve_stac_items
+
     scenes = args.scenes if isinstance(args.scenes, list) else [args.scenes]
+    scenes = resolve_stac_items(scenes, getattr(args, "assets", None))
     labels = args.labels if isinstance(args.labels, list) else [args.labels]
     bands = parse_band_spec(args.bands)
     cfg = TileConfig(

@@ -8,7 +8,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from geoseg.cli.common import CommandParser, add_common_options, make_main
+from geoseg.cli.common import CommandParser, add_common_options, make_main, require
+from geoseg.io.atomic import check_writable
 from geoseg.training.config import MONITORS, NORMALIZATIONS, OPTIMIZERS, SCHEDULES, TrainConfig, default_value
 
 
@@ -73,6 +74,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 
 def run(args: argparse.Namespace) -> int:
+    require(args.out, "--out BUNDLE_DIR")
+    check_writable(args.out)  # before TensorFlow is imported
     cfg = config_from_args(args)
     from geoseg.runtime.tensorflow import import_tensorflow
     from geoseg.training.loop import fit

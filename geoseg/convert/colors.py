@@ -34,7 +34,7 @@ from geoseg.io.classes import (
     load_palette,
 )
 from geoseg.io.profiles import tiled_profile
-from geoseg.io.raster import gdal_env, open_scene
+from geoseg.io.raster import gdal_env, open_scene, read_window
 
 #: Rows (and columns) of pixels converted at a time.
 BLOCK = 1024
@@ -71,14 +71,15 @@ def color2index(rgb_path: str | os.PathLike, palette: str | os.PathLike | ClassM
     if info.count < 3:
         raise BandCountError(f"{info.path}: a color-coded label needs 3 bands (RGB), found {info.count}")
     check_output(out, overwrite=overwrite)
-    keys = np.array(sorted((r << 16) | (g << 8) | b for r, g, b in classes.colors), dtype=np.uint32)
+    keys = np.array(sorted({(r << 16) | (g << 8) | b for r, g, b in (*classes.colors, *classes.ignore_colors)}),
+                    dtype=np.uint32)  # ignore colours (VOC border, ...) read as 255
     missing: dict[int, int] = {}
     prof = tiled_profile(info.width, info.height, 1, "uint8", info.crs, info.transform, IGNORE_INDEX)
     with gdal_env(), rasterio.open(info.path) as src, atomic_output(out) as tmp:
         alpha = src.count >= 4 and src.colorinterp[3] == ColorInterp.alpha
         with rasterio.open(tmp, "w", **prof) as dst:
             for win in _blocks(src.height, src.width):
-                data = src.read([1, 2, 3, 4] if alpha else [1, 2, 3], window=win)
+                data = read_window(src, [1, 2, 3, 4] if alpha else [1, 2, 3], win)
                 void = (data[3] == 0) if alpha else np.zeros(data.shape[1:], bool)
                 if src.nodata is not None:
                     void |= (data[:3] == src.nodata).all(axis=0)
@@ -146,7 +147,7 @@ def index2color(label_path: str | os.PathLike, out_path: str | os.PathLike,
         classes = label_classes(src, palette)
         with rasterio.open(tmp, "w", **prof) as dst:
             for win in _blocks(src.height, src.width):
-                idx = src.read(1, window=win)
+                idx = read_window(src, 1, win)
                 void = (idx == nodata) | (idx < 0) | (idx > 255)
                 rgb = index_to_color(np.where(void, 0, idx).astype(np.uint8), classes)
                 alpha = np.where(void, 0, 255).astype(np.uint8)

@@ -10,7 +10,9 @@ equals polygonizing the whole raster at once, while memory holds one block of pi
 polygons along one strip (it grows with the raster width, never with its area).
 
 Final polygons are moved to CRS coordinates, filtered by area, optionally simplified
-(topology-preserving, per polygon) and written with ``class_id``, ``class_name`` and ``area``.
+(topology-preserving, per polygon) and written with ``class_id``, ``class_name`` and ``area``
+in square metres whatever the CRS (:mod:`geoseg.convert.areas`). GeoPackage, FlatGeobuf and
+GeoParquet keep the raster's CRS; GeoJSON is written in EPSG:4326 (lon/lat) as RFC 7946 asks.
 """
 
 from __future__ import annotations
@@ -18,21 +20,32 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import rasterio
 import shapely
 from affine import Affine
+from rasterio.crs import CRS
 from rasterio.features import shapes
 from rasterio.windows import Window
 
+from geoseg.convert.areas import areas_m2, needs_equal_area, unit_factor
 from geoseg.errors import InvalidParameterError
 from geoseg.io.atomic import atomic_output, check_output
 from geoseg.io.classes import IGNORE_INDEX, ClassMap, classes_from_tags, load_palette
-from geoseg.io.raster import gdal_env, open_scene
+from geoseg.io.geoparquet import GeoParquetWriter, require_pyarrow
+from geoseg.io.raster import gdal_env, open_scene, read_window
+from geoseg.io.vector import reproject_geometries
 
-#: Output drivers by file suffix; these support appending, so features are written strip by strip.
-DRIVERS = {".gpkg": "GPKG", ".geojson": "GeoJSON", ".json": "GeoJSON", ".fgb": "FlatGeobuf"}
+#: Output drivers by file suffix; features are written strip by strip (OGR append, Parquet row groups).
+DRIVERS = {".gpkg": "GPKG", ".geojson": "GeoJSON", ".json": "GeoJSON", ".fgb": "FlatGeobuf",
+           ".parquet": "Parquet", ".geoparquet": "Parquet"}
+#: Attributes of every polygon and their types.
+FIELDS = {"class_id": "int32", "class_name": "object", "area": "float64"}
+#: Densification step of geographic / Mercator polygons before measuring them, in pixels.
+AREA_SEGMENT_PX = 8
+WGS84 = CRS.from_epsg(4326)
 
 
 def raster_classes(ds: rasterio.io.DatasetReader) -> ClassMap | None:
@@ -88,7 +101,7 @@ def iter_polygons(label_path: str | os.PathLike, classes: Sequence[int] | None =
             geoms, cls = [pending], [pending_cls]
             for x0 in range(0, width, block_size):
                 x1 = min(width, x0 + block_size)
-                data = ds.read(1, window=Window(x0, y0, x1 - x0, y1 - y0))
+                data = read_window(ds, 1, Window(x0, y0, x1 - x0, y1 - y0))
                 g, c = _block_pieces(data, wanted, x0, y0)
                 geoms.append(g)
                 cls.append(c)
@@ -171,35 +184,36 @@ def vectorize(label_path: str | os.PathLike, out_path: str | os.PathLike, classe
 
     Args:
         label_path: single-band class raster.
-        out_path: output file; GeoPackage unless the suffix (``.geojson``, ``.json``, ``.fgb``)
-            or ``driver`` says otherwise.
+        out_path: output file; GeoPackage unless the suffix (``.geojson``, ``.json``, ``.fgb``,
+            ``.parquet``) or ``driver`` says otherwise.
         classes: class values to keep; None = all but background (0) and nodata.
         simplify: topology-preserving simplification tolerance in CRS units (0 = exact pixel edges).
             Each polygon is simplified on its own, so edges shared by neighbours may drift apart
             by up to the tolerance.
-        min_area: drop polygons smaller than this, in CRS units squared (exact pixel area).
+        min_area: drop polygons smaller than this, in square metres (CRS units squared for a
+            raster without CRS); measured before simplification.
         block_size: block side in pixels (memory bound).
         overwrite: replace an existing output.
         palette: palette file for class names (else the raster's ``GEOSEG_CLASSES`` tag, else ``class_<i>``).
-        driver: OGR driver name (``GPKG``, ``GeoJSON``, ``FlatGeobuf``).
+        driver: ``GPKG``, ``GeoJSON``, ``FlatGeobuf`` or ``Parquet`` (GeoParquet 1.1, needs pyarrow).
 
     Returns:
         The number of features written. Attributes: ``class_id`` (int), ``class_name``,
-        ``area`` (CRS units squared, of the written geometry).
+        ``area`` (square metres of the written geometry, on the ground: see
+        :mod:`geoseg.convert.areas`). Coordinates: the raster's CRS; GeoJSON: EPSG:4326 (RFC 7946).
 
     Raises:
         InputNotFoundError, UnreadableRasterError: bad input raster.
-        InvalidParameterError: negative tolerance/area, multi-band raster, unknown driver.
+        InvalidParameterError: negative tolerance/area, multi-band raster, unknown driver,
+            GeoParquet without pyarrow.
         OutputExistsError: output exists and ``overwrite`` is False.
     """
-    import pyogrio.raw
-
     info = open_scene(label_path)
     out = Path(out_path)
     if simplify < 0:
         raise InvalidParameterError(f"--simplify must be >= 0 (CRS units), got {simplify}")
     if min_area < 0:
-        raise InvalidParameterError(f"--min-area must be >= 0 (CRS units squared), got {min_area}")
+        raise InvalidParameterError(f"--min-area must be >= 0 (square metres), got {min_area}")
     if info.count != 1:
         raise InvalidParameterError(f"{info.path}: expected a single-band label raster, found {info.count} bands")
     if info.dtype.startswith("float") or info.dtype.startswith("complex"):
@@ -207,31 +221,67 @@ def vectorize(label_path: str | os.PathLike, out_path: str | os.PathLike, classe
     drv = driver or DRIVERS.get(out.suffix.lower())
     if drv not in DRIVERS.values():
         raise InvalidParameterError(
-            f"cannot write {out}: use a .gpkg, .geojson or .fgb file, or --driver GPKG/GeoJSON/FlatGeobuf"
-        )
+            f"cannot write {out}: use a .gpkg, .geojson, .fgb or .parquet file, or --format gpkg/geojson/fgb/parquet")
+    if drv == "Parquet":
+        require_pyarrow()
     check_output(out, overwrite=overwrite)
     names = class_names(label_path, palette)
-    crs_wkt = info.crs.to_wkt() if info.crs is not None else None
-    pixel_area = abs(info.transform.determinant)
-    fields = ["class_id", "class_name", "area"]
+    crs = info.crs
+    out_crs = WGS84 if drv == "GeoJSON" and crs is not None else crs
+    exact_pixel_area = abs(info.transform.determinant) * unit_factor(crs) ** 2  # planar CRSs: exact
+    step = AREA_SEGMENT_PX * max(abs(info.transform.a), abs(info.transform.e), abs(info.transform.b))
     written = 0
-    with atomic_output(out) as tmp:
-        for geoms, cls in iter_polygons(label_path, classes, block_size):
-            # Exact area from pixel coordinates; CRS coordinates may carry rounding.
-            keep = shapely.area(geoms) * pixel_area >= min_area if min_area > 0 else slice(None)
-            geoms, cls = to_crs_coordinates(geoms[keep], info.transform), cls[keep]
+    with atomic_output(out) as tmp, _open_sink(tmp, drv, out.stem, out_crs) as sink:
+        for px_geoms, cls in iter_polygons(label_path, classes, block_size):
+            geoms = to_crs_coordinates(px_geoms, info.transform)
+            if min_area > 0:
+                sizes = (areas_m2(geoms, crs, info.bounds, step) if needs_equal_area(crs)
+                         else shapely.area(px_geoms) * exact_pixel_area)
+                geoms, cls = geoms[sizes >= min_area], cls[sizes >= min_area]
             if simplify > 0:
                 geoms = shapely.simplify(geoms, simplify, preserve_topology=True)
             if not len(geoms):
                 continue
-            data = [cls.astype(np.int32), np.array([names[int(c)] for c in cls], dtype=object),
-                    shapely.area(geoms).astype(np.float64)]
-            pyogrio.raw.write(tmp, shapely.to_wkb(geoms), data, fields, driver=drv, geometry_type="Polygon",
-                              crs=crs_wkt, append=written > 0, **({"layer": out.stem} if drv != "GeoJSON" else {}))
+            area = areas_m2(geoms, crs, info.bounds, step)
+            if out_crs is not None and crs is not None and out_crs != crs:
+                geoms = reproject_geometries(geoms, crs, out_crs)
+            sink.write(geoms, {"class_id": cls.astype(np.int32),
+                               "class_name": np.array([names[int(c)] for c in cls], dtype=object),
+                               "area": area})
             written += len(geoms)
-        if written == 0:  # still a valid, empty layer with the right schema
-            empty = np.array([], dtype=object)
-            pyogrio.raw.write(tmp, empty, [np.array([], np.int32), empty, np.array([], np.float64)], fields,
-                              driver=drv, geometry_type="Polygon", crs=crs_wkt,
-                              **({"layer": out.stem} if drv != "GeoJSON" else {}))
     return written
+
+
+class _OgrSink:
+    """Features appended to an OGR layer strip by strip (an empty layer with the schema if none)."""
+
+    def __init__(self, path: Path, driver: str, layer: str, crs: CRS | None):
+        self.path, self.driver, self.crs = path, driver, crs
+        self.options: dict[str, Any] = {} if driver == "GeoJSON" else {"layer": layer}
+        self.created = False
+
+    def write(self, geoms: np.ndarray, columns: dict[str, np.ndarray]) -> None:
+        import pyogrio.raw
+
+        extra = dict(self.options)
+        if self.driver == "GeoJSON" and self.crs is not None and not self.created:
+            extra["layer_options"] = {"RFC7946": "YES"}  # lon/lat, right-hand rings, no 'crs' member
+        pyogrio.raw.write(self.path, shapely.to_wkb(geoms) if len(geoms) else np.array([], dtype=object),
+                          [columns[f] for f in FIELDS], list(FIELDS), driver=self.driver, geometry_type="Polygon",
+                          crs=self.crs.to_wkt() if self.crs is not None else None, append=self.created, **extra)
+        self.created = True
+
+    def __enter__(self) -> _OgrSink:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None and not self.created:  # still a valid, empty layer with the right schema
+            empty = np.array([], dtype=object)
+            self.write(empty, {"class_id": np.array([], np.int32), "class_name": empty,
+                               "area": np.array([], np.float64)})
+
+
+def _open_sink(path: Path, driver: str, layer: str, crs: CRS | None) -> _OgrSink | GeoParquetWriter:
+    if driver == "Parquet":
+        return GeoParquetWriter(path, FIELDS, crs)
+    return _OgrSink(path, driver, layer, crs)

@@ -28,7 +28,7 @@ from geoseg.evaluation.confusion import ClassValueError, ConfusionMatrix
 from geoseg.evaluation.metrics import Metrics, average_metrics, compute_metrics
 from geoseg.evaluation.pairing import Pair, pair_inputs, pair_key
 from geoseg.evaluation.reader import DEFAULT_MAX_PIXELS, PairReader, open_prediction
-from geoseg.io.classes import CLASSES_TAG, IGNORE_INDEX, ClassMap, classes_from_tags, load_palette
+from geoseg.io.classes import CLASSES_TAG, IGNORE_INDEX, ClassMap, classes_from_tags, parse_class_spec
 from geoseg.io.label_values import LabelRules
 from geoseg.io.labels import open_label_raster
 from geoseg.io.raster import gdal_env
@@ -104,11 +104,8 @@ def resolve_classes(classes: ClassMap | Sequence[str] | PathLike | None, num_cla
         cmap = classes
     elif isinstance(classes, (str, os.PathLike)):
         text = str(classes)
-        if Path(text).is_file() or Path(text).suffix.lower() in (".json", ".csv", ".txt"):
-            cmap = load_palette(text)
-            source = f"--classes {text}"
-        else:
-            cmap = ClassMap.from_names([n.strip() for n in text.split(",") if n.strip()])
+        cmap = parse_class_spec(text)
+        source = f"--classes {text}"
     elif classes is not None:
         cmap = ClassMap.from_names([str(n) for n in classes])
     elif prediction is not None:

@@ -2,9 +2,10 @@
 
 Rules:
 
+- A single explicit *vector* label file serves every prediction, whether the predictions are
+  files, folders or globs (one GeoPackage of polygons for a whole region).
 - Both sides are explicit files (no folder, no glob): paired in the order given; the two lists
-  must have the same length. A single *vector* label file may serve every prediction (one
-  GeoPackage of polygons for a whole region).
+  must have the same length.
 - Otherwise (a folder or a glob on either side): paired by **key**, the file stem with a
   trailing role suffix removed (``_label``, ``_pred``, ``_prob``, ``_mask``, ``_gt``...), so
   ``pred/scene_label.tif`` pairs with ``labels/scene.tif`` or ``labels/scene_gt.gpkg``. Never
@@ -102,9 +103,9 @@ def pair_inputs(predictions: Sequence[str | os.PathLike], labels: Sequence[str |
     preds = _expand(predictions, RASTER_SUFFIXES, skip_prob=True)
     labs = _expand(labels, RASTER_SUFFIXES + VECTOR_SUFFIXES, skip_prob=False)
 
+    if len(labels) == 1 and not _is_listing(labels[0]) and is_vector(labs[0]):
+        return [Pair(p, labs[0], p.stem) for p in preds]
     if not by_name:
-        if len(labs) == 1 and len(preds) > 1 and is_vector(labs[0]):
-            return [Pair(p, labs[0], p.stem) for p in preds]
         if len(preds) != len(labs):
             raise InvalidParameterError(
                 f"{len(preds)} prediction(s) but {len(labs)} label(s): explicit files pair in order and "

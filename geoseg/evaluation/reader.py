@@ -30,7 +30,7 @@ from geoseg.io.classes import IGNORE_INDEX
 from geoseg.io.label_source import Grid, LabelSource
 from geoseg.io.label_values import LabelRules
 from geoseg.io.labels import LabelReader, open_labels, quiet_georeference, resolve_labels
-from geoseg.io.raster import SceneInfo, open_scene
+from geoseg.io.raster import SceneInfo, open_scene, read_window
 
 log = logging.getLogger("geoseg.evaluation")
 
@@ -164,7 +164,7 @@ class PairReader:
 
     def read(self, window: Window) -> AlignedBlock:
         """Prediction and truth of one window (prediction pixels); truth 255 = no label."""
-        pred = self._pred_ds.read(1, window=window)
+        pred = read_window(self._pred_ds, 1, window)
         truth = self._truth.read(window)
         valid = truth != IGNORE_INDEX
         if self.prediction.nodata is not None:

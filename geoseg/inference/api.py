@@ -6,21 +6,30 @@ process) -> ``reader`` / ``accumulator`` / ``writers`` / ``forward``.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
 
+from geoseg import __version__
 from geoseg.errors import InvalidParameterError, OutputExistsError
 from geoseg.inference.checks import check_scene_bands, check_scene_input
 from geoseg.inference.distributed import predict_jobs_dask
 from geoseg.inference.engine import make_forward, run_job
 from geoseg.inference.options import PredictionResult, PredictOptions, SceneJob
 from geoseg.inference.writers import output_paths
+from geoseg.io.atomic import LOCK_FILE, check_writable, is_temp_name, remove_stale_temps
 from geoseg.io.bundle import Bundle, load_bundle
+from geoseg.io.lock import output_lock
+from geoseg.io.photos import is_photo, photo_notice
 from geoseg.io.raster import open_scene
+from geoseg.io.run_record import check_same_parameters, read_record, write_record
 
 log = logging.getLogger("geoseg.predict")
+
+#: The parameters of the runs into an output folder, compared on ``--resume``.
+PARAMS_FILE = ".geoseg_predict.json"
 
 
 def as_bundle(bundle_or_path: Bundle | str | os.PathLike) -> Bundle:
@@ -66,26 +75,83 @@ def predict_scenes(bundle_or_path: Bundle | str | os.PathLike, scenes: Sequence[
         BandCountError: a scene lacks the bands the model reads.
         InputMismatchError: a scene's dtype or value range is far from the training data
             (unless ``allow_input_mismatch``).
-        InvalidParameterError: an option is out of range.
+        InvalidParameterError: an option is out of range, or ``resume`` with other parameters
+            than the run that wrote ``out_dir`` (recorded in ``OUT/.geoseg_predict.json``).
         OutputExistsError: an output exists and neither ``overwrite`` nor ``resume`` is set.
+        OutputNotWritableError: ``out_dir`` cannot be written (checked before anything else).
+        OutputLockedError: another run is writing into ``out_dir``.
     """
+    check_writable(out_dir)
     bundle = as_bundle(bundle_or_path)
     opts = PredictOptions(**options).resolved(bundle)
     if int(workers) < 1:
         raise InvalidParameterError(f"--workers must be >= 1, got {workers}")
     jobs = plan_jobs(bundle, scenes, out_dir, opts)
+    out = Path(out_dir)
+    # One run per folder: the lock keeps the checks above true while this run writes, and lets it
+    # remove the temporary files a killed run left (no live run's files are among them).
+    with output_lock(out, "geoseg predict"):
+        try:
+            check_run_parameters(out, bundle, opts)
+            remove_stale_temps(out, recursive=False)
+            return _predict_jobs(bundle, jobs, opts, int(workers), scheduler)
+        except BaseException:
+            if not _holds_outputs(out):  # nothing finished: leave the folder as it was found
+                (out / PARAMS_FILE).unlink(missing_ok=True)
+            raise
+
+
+def _predict_jobs(bundle: Bundle, jobs: list[SceneJob], opts: PredictOptions, workers: int,
+                  scheduler: str | None) -> list[PredictionResult]:
     todo = [j for j in jobs if not j.skip]
     results: dict[Path, PredictionResult] = {
         j.info.path: PredictionResult(j.info.path, j.paths.label, j.paths.prob, skipped=True) for j in jobs if j.skip
     }
-    if todo and (int(workers) > 1 or scheduler):
-        for res in predict_jobs_dask(bundle, todo, opts, workers=int(workers), scheduler=scheduler):
+    if todo and (workers > 1 or scheduler):
+        for res in predict_jobs_dask(bundle, todo, opts, workers=workers, scheduler=scheduler):
             results[res.scene] = res
     elif todo:
         forward = make_forward(bundle, todo[0].bands, opts.tta)
         for job in todo:
             results[job.info.path] = run_job(bundle, forward, job, opts)
     return [results[j.info.path] for j in jobs]
+
+
+def run_parameters(bundle: Bundle, opts: PredictOptions) -> dict[str, object]:
+    """The options that decide what a prediction holds, by CLI name (batch size and workers do not).
+
+    ``model`` is the bundle folder's name and a digest of its ``geoseg.json`` (a retrained
+    bundle records other training metrics, so its digest differs).
+    """
+    digest = hashlib.sha256(bundle.meta_path.read_bytes()).hexdigest()[:12]
+    stride_mode = opts.mode == "stride"
+    return {
+        "model": f"{bundle.directory.name} ({bundle.meta_path.name} sha256 {digest})", "mode": opts.mode,
+        "stride": opts.stride if stride_mode else None, "blend": opts.blend if stride_mode else None,
+        "tta": opts.tta, "threshold": opts.threshold, "prob-dtype": opts.prob_dtype, "no-prob": not opts.write_prob,
+        "cog": opts.cog, "compress": opts.compress,
+    }
+
+
+def check_run_parameters(out: Path, bundle: Bundle, opts: PredictOptions) -> None:
+    """Refuse ``--resume`` with other parameters than the outputs in ``out``; record this run's.
+
+    Raises:
+        InvalidParameterError: ``resume`` and the recorded parameters differ (each change listed).
+    """
+    params = run_parameters(bundle, opts)
+    record = out / PARAMS_FILE
+    old = read_record(record)
+    if opts.resume and old is not None and _holds_outputs(out):
+        check_same_parameters(old.get("parameters", {}), params, record)
+    write_record(record, {"geoseg_version": __version__, "parameters": params})
+
+
+def _holds_outputs(out: Path) -> bool:
+    """True when ``out`` holds a finished output (anything but this module's bookkeeping and temporary files)."""
+    if not out.is_dir():
+        return False
+    return any(p.name not in (LOCK_FILE, PARAMS_FILE) and not is_temp_name(p.name) for p in out.iterdir())
 
 
 def plan_jobs(bundle: Bundle, scenes: Sequence[str | os.PathLike], out_dir: str | os.PathLike,
@@ -105,11 +171,11 @@ def plan_jobs(bundle: Bundle, scenes: Sequence[str | os.PathLike], out_dir: str 
     stems: dict[str, Path] = {}
     for scene in scenes:
         info = open_scene(scene)
-        if info.crs is None:
+        if info.crs is None and not is_photo(info):  # photos: one notice for all (io.photos)
             log.warning("scene has no CRS: %s (outputs copy its pixel grid without georeference)", info.path)
         bands = check_scene_bands(info, bundle)
         check_scene_input(info, bands, bundle, allow=opts.allow_input_mismatch)
-        paths = output_paths(info.path, out_dir, opts.write_prob)
+        paths = output_paths(info.path, out_dir, opts.write_prob, "png" if is_photo(info) else "tif")
         stem = info.path.stem
         if stem in stems:
             raise InvalidParameterError(f"two scenes share the name {stem!r}: {stems[stem]} and {info.path} "
@@ -124,4 +190,5 @@ def plan_jobs(bundle: Bundle, scenes: Sequence[str | os.PathLike], out_dir: str 
                     raise OutputExistsError(
                         f"output exists: {p} (use --overwrite to replace it or --resume to continue)")
         jobs.append(SceneJob(info=info, bands=bands, paths=paths, skip=skip))
+    photo_notice([j.info for j in jobs])
     return jobs

@@ -31,7 +31,7 @@ from rasterio.windows import Window
 from geoseg.errors import BandCountError, InputMismatchError
 from geoseg.inference.reader import scene_bands
 from geoseg.io.bundle import Bundle, model_input_channels
-from geoseg.io.raster import SceneInfo, gdal_env
+from geoseg.io.raster import SceneInfo, gdal_env, read_window
 
 log = logging.getLogger("geoseg.predict")
 
@@ -148,13 +148,13 @@ def sample_band(ds, band: int) -> np.ndarray:
     """
     h, w = ds.height, ds.width
     if max(h, w) <= SAMPLE_SIDE:
-        arrays = [ds.read(band)]
+        arrays = [read_window(ds, band)]
     elif ds.overviews(band):
         scale = max(h, w) / SAMPLE_SIDE
         shape = (max(1, math.ceil(h / scale)), max(1, math.ceil(w / scale)))
-        arrays = [ds.read(band, out_shape=shape, resampling=Resampling.nearest)]
+        arrays = [read_window(ds, band, out_shape=shape, resampling=Resampling.nearest)]
     else:
-        arrays = [ds.read(band, window=win) for win in sample_windows(h, w)]
+        arrays = [read_window(ds, band, win) for win in sample_windows(h, w)]
     nodata = ds.nodatavals[band - 1]
     out = []
     for a in arrays:

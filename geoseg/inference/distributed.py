@@ -42,7 +42,8 @@ from geoseg.inference.options import PredictionResult, PredictOptions, SceneJob
 from geoseg.inference.progress import SceneProgress
 from geoseg.inference.reader import ScenePlan
 from geoseg.inference.writers import choose_block, encode
-from geoseg.io.bundle import MODEL_FILE, Bundle, load_bundle
+from geoseg.io.bundle import Bundle, load_bundle
+from geoseg.io.remote import absolute, as_path
 from geoseg.runtime.cluster import dask_client
 from geoseg.runtime.tensorflow import import_tensorflow
 
@@ -76,7 +77,7 @@ def predict_strip_task(bundle_dir: str, mtime: float, scene: str, bands: Sequenc
     weights = None if opts.blend == "mean" else weight_window(plan.tile, opts.blend)
     counts = [0, 0]
     labels, probs = [], []
-    for block in iter_strip_blocks(forward, Path(scene), plan, bands, bundle.normalization, weights, first, stop,
+    for block in iter_strip_blocks(forward, as_path(scene), plan, bands, bundle.normalization, weights, first, stop,
                                    opts.batch_size, counts=counts, prefetch_depth=opts.prefetch):
         label, prob = encode(block.prob, block.valid, opts.prob_dtype, opts.write_prob, opts.threshold)
         labels.append(label)
@@ -153,7 +154,7 @@ def predict_jobs_dask(bundle: Bundle, jobs: Sequence[SceneJob], opts: PredictOpt
     if not jobs:
         return
     bundle_dir = str(Path(bundle.directory).resolve())
-    mtime = os.path.getmtime(Path(bundle_dir) / MODEL_FILE)
+    mtime = os.path.getmtime(bundle.model_path)
     options = asdict(opts)
     threads = None if scheduler else max(1, (os.cpu_count() or 1) // max(1, workers))
     tasks = []
@@ -176,7 +177,7 @@ def predict_jobs_dask(bundle: Bundle, jobs: Sequence[SceneJob], opts: PredictOpt
                     if ji not in states:
                         strips = [t[2] for t in tasks if t[0] == ji]
                         states[ji] = _SceneState(bundle, job, opts, strips)
-                    fut = client.submit(predict_strip_task, bundle_dir, mtime, str(Path(job.info.path).resolve()),
+                    fut = client.submit(predict_strip_task, bundle_dir, mtime, str(absolute(job.info.path)),
                                         list(job.bands), job.info.height, job.info.width, a, b, options, threads,
                                         pure=False, key=f"geoseg-predict-{ji}-{si}-{os.getpid()}-{time.time_ns()}")
                     index[fut.key] = (ji, si)

@@ -46,11 +46,10 @@ from geoseg.runtime.threads import BackgroundConsumer, prefetch
 
 
 def make_forward(bundle: Bundle, bands: Sequence[int], tta: bool):
-    """The compiled forward pass for a bundle (imports TensorFlow, quietly)."""
-    from geoseg.inference.forward import Forward
+    """The forward pass for a bundle: Keras (imports TensorFlow, quietly) or an exported ONNX file."""
+    from geoseg.inference.forward import make_forward as forward_for
 
-    return Forward(bundle.model, bundle.tile_size, len(bands), bundle.output_channels, tta=tta,
-                   source=str(bundle.directory))
+    return forward_for(bundle, len(bands), tta)
 
 
 def run_tags(bundle: Bundle, opts: PredictOptions, info: SceneInfo, bands: Sequence[int]) -> dict[str, str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from geoseg.errors import InvalidParameterError
+from geoseg.errors import InvalidParameterError, UsageError
 from geoseg.inference.blending import BLENDS
 from geoseg.inference.writers import PROB_DTYPES, OutputPaths
 from geoseg.io.bundle import Bundle
@@ -80,7 +80,7 @@ class PredictOptions:
         if self.strip_rows is not None and int(self.strip_rows) < 1:
             raise InvalidParameterError(f"strip_rows must be >= 1, got {self.strip_rows}")
         if self.overwrite and self.resume:
-            raise InvalidParameterError("--overwrite and --resume exclude each other")
+            raise UsageError("--overwrite and --resume exclude each other")
         tile = bundle.tile_size
         stride = bundle.stride if self.stride is None else int(self.stride)
         if stride <= 0:

@@ -19,7 +19,7 @@ from geoseg.inference.options import PredictOptions
 from geoseg.inference.writers import LABEL_NODATA, encode, label_bands
 from geoseg.io.bundle import Bundle
 from geoseg.io.normalization import normalize
-from geoseg.io.raster import SceneInfo, gdal_env, valid_mask
+from geoseg.io.raster import SceneInfo, gdal_env, read_window, valid_mask
 
 
 def iter_per_image_rows(forward, bundle: Bundle, info: SceneInfo, bands: Sequence[int], opts: PredictOptions,
@@ -39,7 +39,7 @@ def iter_per_image_rows(forward, bundle: Bundle, info: SceneInfo, bands: Sequenc
     """
     tile = bundle.tile_size
     with gdal_env(), rasterio.open(info.path) as ds:
-        small = ds.read(list(bands), out_shape=(len(bands), tile, tile), resampling=Resampling.bilinear)
+        small = read_window(ds, list(bands), out_shape=(len(bands), tile, tile), resampling=Resampling.bilinear)
         x = normalize(np.moveaxis(small, 0, -1)[None], bundle.normalization)
         x = np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0)
         p = forward(x)[0]  # (tile, tile, K)
@@ -51,7 +51,7 @@ def iter_per_image_rows(forward, bundle: Bundle, info: SceneInfo, bands: Sequenc
             i0, i1, f = linear_index(info.height, tile, a, b)
             rows = p[i0] * (1 - f)[:, None, None] + p[i1] * f[:, None, None]        # (n, tile, K)
             prob = rows[:, col_i0] * (1 - col_f)[None, :, None] + rows[:, col_i1] * col_f[None, :, None]
-            valid = valid_mask(ds.read(list(bands), window=Window(0, a, info.width, b - a)), ds.nodata)
+            valid = valid_mask(read_window(ds, list(bands), Window(0, a, info.width, b - a)), ds.nodata)
             label = label_small[nearest_index(info.height, tile, a, b)][:, col_near]
             label[~valid] = LABEL_NODATA
             out = None

@@ -21,7 +21,7 @@ import rasterio
 from rasterio.windows import Window
 
 from geoseg.io.normalization import normalize
-from geoseg.io.raster import SceneInfo, gdal_env, valid_mask
+from geoseg.io.raster import SceneInfo, gdal_env, read_window, valid_mask
 from geoseg.io.windows import axis_offsets, padded_shape
 
 
@@ -141,7 +141,7 @@ def _read_region(ds, bands: Sequence[int], row: int, col0: int, col1: int, plan:
     """
     tile = plan.tile
     r1, c1 = min(row + tile, plan.height), min(col1, plan.width)
-    data = ds.read(list(bands), window=Window(col0, row, c1 - col0, r1 - row))
+    data = read_window(ds, list(bands), Window(col0, row, c1 - col0, r1 - row))
     valid = valid_mask(data, nodata)
     pad_r, pad_c = row + tile - r1, col1 - c1
     if pad_r or pad_c:

@@ -1,12 +1,17 @@
 """Writing prediction rasters: ``<stem>_label.tif`` and ``<stem>_prob.tif``.
 
 - Label: uint8, one band, class index per pixel, nodata 255, a color table from the bundle's
-  classes, class names in the ``GEOSEG_CLASSES`` tag (JSON list of ``{index, name, color}``).
+  classes, class names in the ``GEOSEG_CLASSES`` tag (JSON list of ``{index, name, color}``) and
+  where GDAL and QGIS read them (:mod:`geoseg.io.styles`): GDAL category names and a raster
+  attribute table (value, class_name, red, green, blue) in ``<label>.aux.xml``, and a paletted
+  QGIS style ``<stem>_label.qml``. Photos (JPEG/PNG without georeferencing) get a paletted
+  ``<stem>_label.png`` instead of a GeoTIFF.
 - Probabilities: one band per class (band description = class name); a binary model (one
   sigmoid output, 2 classes) gets ONE band, the foreground probability ``p`` of class 1
   (``p(class 0) = 1 - p``), and its label is ``p >= threshold``.
   ``uint8``: ``value = min(round(p * 255), 254)``, band scale ``1/255`` (GDAL unscaled value = p),
-  nodata 255. ``float32``: ``p`` exactly, nodata NaN.
+  nodata 255. ``float32``: ``p`` exactly, nodata NaN. A QGIS style ``<stem>_prob.qml`` shows
+  the probability of class 1 (the first class after background) as a 0..1 colour ramp.
 - Both: the scene's CRS, transform and size, tiled and compressed (:func:`geoseg.io.profiles.tiled_profile`),
   run metadata in ``GEOSEG_*`` tags; with ``cog`` converted to a Cloud-Optimized GeoTIFF with
   overviews by GDAL's COG driver.
@@ -35,6 +40,7 @@ from geoseg.io.atomic import _remove_with_sidecars, atomic_output, temp_sibling
 from geoseg.io.classes import IGNORE_INDEX, ClassMap
 from geoseg.io.profiles import cog_options, tiled_profile
 from geoseg.io.raster import SceneInfo, gdal_env
+from geoseg.io.styles import write_label_pam, write_label_qml, write_probability_style
 
 PROB_DTYPES = ("uint8", "float32")
 LABEL_NODATA = IGNORE_INDEX
@@ -58,11 +64,12 @@ class OutputPaths:
         return all(p.is_file() for p in self.all)
 
 
-def output_paths(scene: str | Path, out_dir: str | Path, write_prob: bool = True) -> OutputPaths:
-    """``OUT/<stem>_label.tif`` and ``OUT/<stem>_prob.tif`` for a scene."""
+def output_paths(scene: str | Path, out_dir: str | Path, write_prob: bool = True,
+                 label_format: str = "tif") -> OutputPaths:
+    """``OUT/<stem>_label.tif`` (``.png`` with ``label_format="png"``) and ``OUT/<stem>_prob.tif`` for a scene."""
     stem = Path(scene).stem
     out = Path(out_dir)
-    return OutputPaths(out / f"{stem}_label.tif", out / f"{stem}_prob.tif" if write_prob else None)
+    return OutputPaths(out / f"{stem}_label.{label_format}", out / f"{stem}_prob.tif" if write_prob else None)
 
 
 def encode(prob: np.ndarray, valid: np.ndarray, prob_dtype: str = "uint8", with_prob: bool = True,
@@ -192,7 +199,7 @@ class PredictionWriter:
                     continue
                 tmp = self._stack.enter_context(atomic_output(final))
                 self._finals[kind] = tmp
-                if self.cog:  # a plain tiled GTiff first, copied to the COG layout at the end
+                if self.cog or final.suffix.lower() == ".png":  # a plain tiled GTiff first, copied at the end
                     self._written[kind] = temp_sibling(final)
                     self._stack.callback(_remove_with_sidecars, self._written[kind])
                 else:
@@ -226,14 +233,34 @@ class PredictionWriter:
         self._flush()
         with gdal_env():
             self._close_datasets()
-        if self.cog:
-            for kind, src in self._written.items():
+        for kind, src in self._written.items():
+            if src == self._finals[kind]:
+                continue
+            if self._finals[kind].suffix.lower() == ".png":
+                opts: dict = {"driver": "PNG"}
+            else:
                 resampling = "nearest" if kind == "label" else "average"
                 opts = cog_options(self.compress, block=self.block, resampling=resampling)
                 opts["predictor"] = "YES" if self.compress != "none" else "NO"
-                with warnings.catch_warnings(), gdal_env():
-                    warnings.simplefilter("ignore", NotGeoreferencedWarning)
-                    rasterio.shutil.copy(src, self._finals[kind], **opts)
+            with warnings.catch_warnings(), gdal_env():
+                warnings.simplefilter("ignore", NotGeoreferencedWarning)
+                rasterio.shutil.copy(src, self._finals[kind], **opts)
+        self._write_styles()
+
+    def _write_styles(self) -> None:
+        """Class names and colours where GDAL and QGIS look for them (:mod:`geoseg.io.styles`).
+
+        The PAM side-car goes beside the temporary file and is renamed with it; the ``.qml``
+        files get their final names (QGIS pairs ``<stem>.qml`` with ``<stem>.tif``).
+        """
+        if "label" in self._finals:
+            write_label_pam(self._finals["label"], self.classes)
+            write_label_qml(self.paths.label, self.classes)
+        if "prob" in self._finals and self.paths.prob is not None:
+            # The foreground: class 1, i.e. band 1 of a binary model's single band, else band 2.
+            band = 1 if self.prob_bands == 1 else 2
+            names = {c.index: c.name for c in self.classes.classes}
+            write_probability_style(self.paths.prob, band, names.get(1, "class_1"))
 
     def _close_datasets(self) -> None:
         for ds in self._datasets.values():

@@ -20,7 +20,7 @@ import rasterio
 from rasterio.enums import ColorInterp, Resampling
 
 from geoseg.errors import BandCountError
-from geoseg.io.raster import SceneInfo
+from geoseg.io.raster import SceneInfo, read_window
 
 log = logging.getLogger("geoseg.bands")
 
@@ -79,7 +79,7 @@ def alpha_bands(info: SceneInfo) -> dict[int, str]:
             desc = (ds.descriptions[i - 1] or "").strip().lower()
             if desc and desc != "alpha":
                 continue
-            probe = ds.read(i, out_shape=shape, resampling=Resampling.nearest)
+            probe = read_window(ds, i, out_shape=shape, resampling=Resampling.nearest)
             top = np.iinfo(probe.dtype).max if probe.dtype.kind in "ui" else 255
             if ci == ColorInterp.alpha and np.isin(probe, (0, 255, top)).all():
                 out[i] = "colour interpretation alpha"

@@ -36,6 +36,7 @@ from geoseg import __version__
 from geoseg.errors import BundleError, InputNotFoundError, InvalidParameterError, OutputExistsError
 from geoseg.io.atomic import atomic_output
 from geoseg.io.classes import IGNORE_INDEX, ClassMap
+from geoseg.io.onnx_model import OnnxModel, is_onnx_path, read_onnx_meta
 
 FORMAT_VERSION = 1
 MODEL_FILE = "model.keras"
@@ -44,16 +45,35 @@ META_FILE = "geoseg.json"
 
 @dataclass
 class Bundle:
-    """A loaded bundle. ``model`` is a ``keras.Model`` (loaded lazily on first access)."""
+    """A loaded bundle. ``model`` is a ``keras.Model`` (loaded lazily on first access).
+
+    ``directory`` may also be an exported ``.onnx`` file (:mod:`geoseg.io.onnx_model`): ``meta``
+    is then the record stored in it and ``model`` an :class:`~geoseg.io.onnx_model.OnnxModel`.
+    """
 
     directory: Path
     meta: dict[str, Any]
     _model: Any = field(default=None, repr=False)
 
     @property
+    def is_onnx(self) -> bool:
+        """True for an exported ONNX file run by onnxruntime (no TensorFlow)."""
+        return is_onnx_path(self.directory)
+
+    @property
+    def model_path(self) -> Path:
+        """The model file: ``model.keras`` inside the bundle, or the ``.onnx`` file itself."""
+        return self.directory if self.is_onnx else self.directory / MODEL_FILE
+
+    @property
+    def meta_path(self) -> Path:
+        """The file holding the record: ``geoseg.json`` inside the bundle, or the ``.onnx`` file itself."""
+        return self.directory if self.is_onnx else self.directory / META_FILE
+
+    @property
     def model(self):
         if self._model is None:
-            self._model = load_keras_model(self.directory / MODEL_FILE)
+            self._model = OnnxModel(self.directory) if self.is_onnx else load_keras_model(self.model_path)
         return self._model
 
     @property
@@ -103,9 +123,22 @@ class Bundle:
 
 
 def load_keras_model(path: Path):
-    """Load a ``.keras`` file with geoseg's custom layers registered (imports TensorFlow quietly)."""
+    """Load a ``.keras`` file with geoseg's custom layers registered (imports TensorFlow quietly).
+
+    Raises:
+        BundleError: the file is missing, not a ``.keras`` (zip) archive (cut off or corrupt), or
+            Keras cannot rebuild the model from it.
+    """
+    import zipfile
+
     from geoseg.runtime.tensorflow import import_tensorflow
 
+    if not Path(path).is_file():
+        raise BundleError(f"cannot load model {path}: no such file")
+    if not zipfile.is_zipfile(path):  # Keras reports any non-zip file as "File not found"
+        raise BundleError(f"cannot load model {path}: the file is corrupt or cut off (a .keras model is a zip "
+                          f"archive, this one is not: {Path(path).stat().st_size} bytes); copy or save the bundle "
+                          "again")
     import_tensorflow()
     import keras
 
@@ -257,7 +290,7 @@ def _json_default(o):
 
 
 def read_bundle_meta(directory: str | os.PathLike) -> dict[str, Any]:
-    """Read and validate ``geoseg.json`` without importing TensorFlow.
+    """Read and validate ``geoseg.json`` (or an exported ``.onnx`` file's record) without importing TensorFlow.
 
     Raises:
         InputNotFoundError: no such folder.
@@ -266,6 +299,8 @@ def read_bundle_meta(directory: str | os.PathLike) -> dict[str, Any]:
     d = Path(directory)
     if not d.exists():
         raise InputNotFoundError(f"no such bundle: {d}")
+    if d.is_file() and is_onnx_path(d):
+        return read_onnx_meta(d)
     if not d.is_dir():
         raise BundleError(f"a bundle is a folder with {MODEL_FILE} and {META_FILE}, found a file: {d}")
     mf = d / META_FILE

@@ -19,17 +19,96 @@ from typing import Any
 import numpy as np
 
 from geoseg.errors import InputNotFoundError, PaletteError
+from geoseg.io.palettes import PALETTES
 
 #: Label value that means "no label / ignore" in every geoseg label raster.
 IGNORE_INDEX = 255
 
-#: Colors for classes without one (a qualitative palette, index order).
+#: Colours for classes without a name that says one: Okabe-Ito's colour-blind-safe set (black
+#: first, for background), then Paul Tol's "muted" scheme; further classes get generated colours.
 DEFAULT_COLORS = [
-    (0, 0, 0), (230, 25, 75), (128, 128, 128), (0, 130, 200), (60, 180, 75), (255, 225, 25),
-    (245, 130, 48), (145, 30, 180), (70, 240, 240), (240, 50, 230), (210, 245, 60), (250, 190, 212),
-    (0, 128, 128), (220, 190, 255), (170, 110, 40), (255, 250, 200), (128, 0, 0), (170, 255, 195),
-    (128, 128, 0), (255, 215, 180), (0, 0, 128),
+    (0, 0, 0), (230, 159, 0), (86, 180, 233), (0, 158, 115), (240, 228, 66), (0, 114, 178),
+    (213, 94, 0), (204, 121, 167),
+    (51, 34, 136), (136, 204, 238), (68, 170, 153), (17, 119, 51), (153, 153, 51), (221, 204, 119),
+    (204, 102, 119), (136, 34, 85), (170, 68, 153), (221, 221, 221),
 ]
+
+#: Conventional colours of common land-cover class names (words of the name, singular, lower case).
+NAMED_COLORS: dict[str, tuple[int, int, int]] = {
+    **dict.fromkeys(("background", "bg", "unlabeled", "unlabelled", "void", "nodata", "none", "other",
+                     "clutter"), (0, 0, 0)),
+    **dict.fromkeys(("building", "house", "roof", "rooftop", "built", "urban", "settlement"), (220, 30, 30)),
+    **dict.fromkeys(("road", "street", "highway", "impervious", "pavement", "parking", "railway", "rail"),
+                    (128, 128, 128)),
+    **dict.fromkeys(("water", "river", "lake", "sea", "ocean", "pond", "reservoir", "stream"), (30, 110, 220)),
+    **dict.fromkeys(("forest", "tree", "wood", "woodland"), (20, 110, 40)),
+    **dict.fromkeys(("vegetation", "shrub", "shrubland", "park"), (60, 170, 60)),
+    **dict.fromkeys(("grass", "grassland", "meadow", "lawn", "pasture"), (140, 210, 100)),
+    **dict.fromkeys(("crop", "cropland", "agriculture", "farmland", "field"), (235, 200, 60)),
+    **dict.fromkeys(("bare", "soil", "barren", "dirt", "sand", "earth"), (160, 110, 60)),
+    **dict.fromkeys(("wetland", "marsh", "swamp"), (0, 150, 160)),
+    **dict.fromkeys(("snow", "ice", "glacier"), (235, 245, 255)),
+    **dict.fromkeys(("cloud",), (250, 250, 250)),
+    **dict.fromkeys(("shadow",), (50, 50, 50)),
+    **dict.fromkeys(("car", "vehicle", "truck"), (255, 140, 0)),
+}
+
+
+def named_color(name: str) -> tuple[int, int, int] | None:
+    """The conventional colour of a class name (``"Low vegetation"`` -> green), or None.
+
+    The name is split into words (non-alphanumerics separate them) and a trailing plural ``s``
+    is dropped; the first word found in :data:`NAMED_COLORS` decides.
+    """
+    words = "".join(ch if ch.isalnum() else " " for ch in name.lower()).split()
+    for word in words:
+        for key in (word, word[:-1] if word.endswith("s") else word):
+            if key in NAMED_COLORS:
+                return NAMED_COLORS[key]
+    return None
+
+
+def _palette_color(n: int) -> tuple[int, int, int]:
+    """The n-th colour of :data:`DEFAULT_COLORS`, continued by golden-angle hues past its end."""
+    if n < len(DEFAULT_COLORS):
+        return DEFAULT_COLORS[n]
+    import colorsys
+
+    k = n - len(DEFAULT_COLORS)
+    r, g, b = colorsys.hsv_to_rgb((k * 0.618033988749895) % 1.0, 0.55 + 0.45 * ((k // 7) % 2), 0.5 + 0.5 * (k % 3) / 2)
+    return (round(r * 255), round(g * 255), round(b * 255))
+
+
+def default_colors(names: list[str],
+                   fixed: dict[int, tuple[int, int, int]] | None = None) -> list[tuple[int, int, int]]:
+    """Display colours for classes ``0..n-1`` named ``names``, all distinct.
+
+    A class in ``fixed`` (an explicit palette colour) keeps it. A name with a conventional
+    colour (:func:`named_color`: building red, road grey, water blue, vegetation green, bare
+    soil brown, background black...) gets it unless another class already has it; every other
+    class gets the next unused colour of the colour-blind-safe :data:`DEFAULT_COLORS` sequence
+    (from its index on, so ``class_0`` is black).
+
+    Args:
+        names: class names, index order.
+        fixed: class index -> colour given explicitly; never changed, never reused.
+    """
+    out: dict[int, tuple[int, int, int]] = dict(fixed or {})
+    used = set(out.values())
+    for i, name in enumerate(names):  # conventional colours first, so they win over the palette
+        color = named_color(name)
+        if i not in out and color is not None and color not in used:
+            out[i] = color
+            used.add(color)
+    n = 0
+    for i in range(len(names)):
+        if i not in out:
+            n = max(n, i)
+            while _palette_color(n) in used:
+                n += 1
+            out[i] = _palette_color(n)
+            used.add(out[i])
+    return [out[i] for i in range(len(names))]
 
 
 @dataclass(frozen=True)
@@ -43,9 +122,14 @@ class ClassInfo:
 
 @dataclass(frozen=True)
 class ClassMap:
-    """An ordered set of classes with indices 0..n-1 (gaps allowed but unusual)."""
+    """An ordered set of classes with indices 0..n-1 (gaps allowed but unusual).
+
+    ``ignore_colors``: colours of colour-coded label rasters that read as :data:`IGNORE_INDEX`
+    (VOC's border, Cityscapes' unused labels; see :mod:`geoseg.io.palettes`); not stored in JSON.
+    """
 
     classes: tuple[ClassInfo, ...]
+    ignore_colors: tuple[tuple[int, int, int], ...] = ()
 
     def __len__(self) -> int:
         return len(self.classes)
@@ -65,8 +149,8 @@ class ClassMap:
 
     @classmethod
     def from_names(cls, names: list[str]) -> ClassMap:
-        """Classes 0..n-1 with default colors."""
-        return cls(tuple(ClassInfo(i, n, DEFAULT_COLORS[i % len(DEFAULT_COLORS)]) for i, n in enumerate(names)))
+        """Classes 0..n-1 with default colors (:func:`default_colors`)."""
+        return cls(tuple(ClassInfo(i, n, c) for i, (n, c) in enumerate(zip(names, default_colors(names)))))
 
     @classmethod
     def default(cls, num_classes: int) -> ClassMap:
@@ -78,11 +162,12 @@ class ClassMap:
 
     @classmethod
     def from_json(cls, items: list[dict[str, Any]]) -> ClassMap:
-        out = []
-        for i, it in enumerate(items):
-            idx = int(it.get("index", i))
-            r, g, b = (int(v) for v in list(it.get("color", DEFAULT_COLORS[idx % len(DEFAULT_COLORS)]))[:3])
-            out.append(ClassInfo(idx, str(it.get("name", f"class_{idx}")), (r, g, b)))
+        indices = [int(it.get("index", i)) for i, it in enumerate(items)]
+        names = {idx: str(it.get("name", f"class_{idx}")) for idx, it in zip(indices, items)}
+        explicit = {idx: _rgb(it["color"]) for idx, it in zip(indices, items) if it.get("color") is not None}
+        size = max(indices, default=-1) + 1  # indices are label values, 0..255
+        colors = default_colors([names.get(i, f"class_{i}") for i in range(size)], explicit)
+        out = [ClassInfo(idx, names[idx], colors[idx]) for idx in indices]
         return cls(tuple(sorted(out, key=lambda c: c.index)))
 
     def colormap(self) -> dict[int, tuple[int, int, int, int]]:
@@ -96,16 +181,33 @@ class ClassMap:
         Path(path).write_text(json.dumps({"classes": self.to_json()}, indent=2) + "\n")
 
 
+def _rgb(value: Any) -> tuple[int, int, int]:
+    r, g, b = (int(v) for v in list(value)[:3])
+    return (r, g, b)
+
+
+def named_palette(name: str) -> ClassMap | None:
+    """The class map of a named palette (``voc``, ``cityscapes``, ``potsdam``, ``vaihingen``), or None."""
+    palette = PALETTES.get(name.strip().lower())
+    if palette is None:
+        return None
+    return ClassMap(tuple(ClassInfo(i, n, c) for i, (n, c) in enumerate(zip(palette.names, palette.colors))),
+                    palette.ignore_colors)
+
+
 def load_palette(path: str | os.PathLike[str]) -> ClassMap:
-    """Read a palette file (JSON or ``index,name,r,g,b`` lines).
+    """Read a palette file (JSON or ``index,name,r,g,b`` lines), or a named palette when no such file exists.
 
     Raises:
-        InputNotFoundError: no such file.
+        InputNotFoundError: no such file (nor palette name).
         PaletteError: the file cannot be parsed.
     """
     p = Path(path)
     if not p.exists():
-        raise InputNotFoundError(f"no such palette file: {p}")
+        named = named_palette(str(path))
+        if named is not None:
+            return named
+        raise InputNotFoundError(f"no such palette file: {p} (named palettes: {', '.join(PALETTES)})")
     text = p.read_text()
     try:
         if p.suffix.lower() == ".json" or text.lstrip().startswith(("{", "[")):
@@ -137,8 +239,9 @@ def color_to_index(rgb: np.ndarray, classes: ClassMap, source: str = "label rast
     if rgb.shape[0] < 3:
         raise PaletteError(f"{source}: a color-coded label needs 3 bands, found {rgb.shape[0]}")
     packed = (rgb[0].astype(np.uint32) << 16) | (rgb[1].astype(np.uint32) << 8) | rgb[2].astype(np.uint32)
-    keys = np.array([(r << 16) | (g << 8) | b for (r, g, b) in classes.colors], dtype=np.uint32)
-    values = np.array([c.index for c in classes.classes], dtype=np.uint8)
+    ignore = [c for c in classes.ignore_colors if c not in set(classes.colors)]  # a class colour wins
+    keys = np.array([(r << 16) | (g << 8) | b for (r, g, b) in classes.colors + ignore], dtype=np.uint32)
+    values = np.array([c.index for c in classes.classes] + [IGNORE_INDEX] * len(ignore), dtype=np.uint8)
     order = np.argsort(keys)
     keys, values = keys[order], values[order]
     pos = np.clip(np.searchsorted(keys, packed), 0, len(keys) - 1)
@@ -155,8 +258,13 @@ def color_to_index(rgb: np.ndarray, classes: ClassMap, source: str = "label rast
 
 
 def index_to_color(index: np.ndarray, classes: ClassMap) -> np.ndarray:
-    """Map class indices ``(H, W)`` to RGB ``(3, H, W)`` uint8; unknown indices become black."""
+    """Map class indices ``(H, W)`` to RGB ``(3, H, W)`` uint8; unknown indices become black.
+
+    255 takes the first of ``classes.ignore_colors`` (VOC's border colour), if any.
+    """
     lut = np.zeros((256, 3), dtype=np.uint8)
+    if classes.ignore_colors:
+        lut[IGNORE_INDEX] = classes.ignore_colors[0]
     for c in classes.classes:
         lut[c.index] = c.color
     return np.moveaxis(lut[index.astype(np.uint8)], -1, 0)
@@ -181,3 +289,19 @@ def classes_from_tags(tags: dict[str, str]) -> ClassMap | None:
         return ClassMap.from_json(items["classes"] if isinstance(items, dict) else items)
     except (ValueError, TypeError, KeyError):
         return None
+
+
+def parse_class_spec(spec: str) -> ClassMap:
+    """``--classes``: a palette file (JSON or ``index,name,r,g,b`` lines), a named palette (``voc``,
+    ``cityscapes``, ``potsdam``, ``vaihingen``: :mod:`geoseg.io.palettes`) or comma-separated names.
+
+    Raises:
+        PaletteError: an unreadable palette, or repeated names.
+    """
+    p = Path(spec)
+    if p.is_file() or p.suffix.lower() in (".json", ".csv", ".txt") or named_palette(spec) is not None:
+        return load_palette(spec)
+    names = [n.strip() for n in spec.split(",") if n.strip()]
+    if len({n.lower() for n in names}) != len(names):
+        raise PaletteError(f"--classes has repeated names: {spec}")
+    return ClassMap.from_names(names)

@@ -23,7 +23,13 @@ import shapely
 from rasterio.crs import CRS
 from rasterio.errors import CRSError
 
-from geoseg.errors import CRSMismatchError, InvalidParameterError, MissingGeoreferenceError, NoOverlapError
+from geoseg.errors import (
+    CRSMismatchError,
+    InvalidParameterError,
+    MissingGeoreferenceError,
+    NoOverlapError,
+    VectorLabelError,
+)
 from geoseg.io.label_source import Grid, LabelSource, fmt_bounds
 from geoseg.io.label_values import (
     LabelRules,
@@ -82,6 +88,7 @@ def resolve_vector(path: Path, grid: Grid, rules: LabelRules, warned: set[Path])
         missing = "CRS" if ref.crs is None else "geotransform"
         raise MissingGeoreferenceError(f"{ref.path} has no {missing}; vector labels {path} cannot be placed on it")
     header = read_header(path)
+    check_not_empty(header)
     field = choose_field(header.fields, rules, path)
     vcrs = labels_crs(rules) or header.crs
     if vcrs is None:
@@ -103,6 +110,17 @@ def resolve_vector(path: Path, grid: Grid, rules: LabelRules, warned: set[Path])
         raise NoOverlapError(f"vector labels {path} have no feature overlapping {ref.path} (bounds "
                              f"{fmt_bounds(grid.bounds)}, {crs_name(ref.crs)}{bounds}){hint}")
     return src
+
+
+def check_not_empty(header: VectorHeader) -> None:
+    """Refuse a vector label file without features (said so, not as a missing attribute).
+
+    Raises:
+        VectorLabelError: the layer holds no feature.
+    """
+    if header.features == 0:
+        raise VectorLabelError(f"vector labels {header.path} are empty (no feature in the layer); expected "
+                               "polygons with a class attribute")
 
 
 def _check_lonlat(header: VectorHeader, crs: CRS, rules: LabelRules) -> None:
@@ -184,6 +202,7 @@ def auto_classes(paths: list[Path], rules: LabelRules) -> tuple[str, ...] | None
     numeric = False
     for path in dict.fromkeys(paths):
         header = read_header(path)
+        check_not_empty(header)
         field = choose_field(header.fields, rules, path)
         if field is None:
             numeric = True

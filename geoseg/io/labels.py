@@ -50,9 +50,14 @@ from geoseg.io.classes import IGNORE_INDEX, ClassMap, color_to_index
 from geoseg.io.label_source import Grid, LabelSource, fmt_bounds, is_vector
 from geoseg.io.label_values import LabelRules, raster_to_index
 from geoseg.io.label_vectors import load_features, resolve_vector
-from geoseg.io.raster import SceneInfo, crs_name, open_scene, same_grid
+from geoseg.io.raster import SceneInfo, crs_name, open_scene, read_window, same_grid
+from geoseg.io.remote import as_path
 
 log = logging.getLogger("geoseg.labels")
+
+#: Below this share of the scene covered by a label raster's extent, a warning gives the share
+#: (the uncovered pixels are unlabeled: 255, never background).
+MIN_COVERAGE = 0.5
 
 @contextlib.contextmanager
 def quiet_georeference() -> Iterator[None]:
@@ -101,7 +106,7 @@ def resolve_labels(path: str | Path, grid: Grid, rules: LabelRules | None = None
         PaletteError: colors missing from the palette.
         BandCountError: a label raster with 2 bands, or 3 without palette.
     """
-    path = Path(path)
+    path = as_path(path)  # type: ignore[assignment]  # a GDAL name (/vsicurl/...) is not a Path
     rules = rules or LabelRules()
     if is_vector(path):
 
@@ -112,7 +117,10 @@ def resolve_labels(path: str | Path, grid: Grid, rules: LabelRules | None = None
         raise InvalidParameterError(f"--labels {path} is the scene itself")
     warp = _needs_warp(info, grid)
     if warp:
-        _check_overlap(info, grid)
+        covered = _check_overlap(info, grid)
+        if covered < MIN_COVERAGE:
+            log.warning("label raster %s covers %.1f %% of %s; the other pixels have no label (ignored, %d)",
+                        path, 100 * covered, grid.info.path, IGNORE_INDEX)
     src = LabelSource(path=path, kind="color" if color else "raster", grid=grid, rules=rules, warp=warp,
                       palette=palette if color else None, label_nodata=info.nodata)
     if color:
@@ -143,7 +151,8 @@ def _needs_warp(info: SceneInfo, grid: Grid) -> bool:
         f"({ref.width}x{ref.height} px): {missing} has no CRS/geotransform (no georeference) and the sizes differ")
 
 
-def _check_overlap(info: SceneInfo, grid: Grid) -> None:
+def _check_overlap(info: SceneInfo, grid: Grid) -> float:
+    """Refuse labels that miss the grid; return the share (0..1) of the scene their extent covers."""
     from rasterio.warp import transform_bounds
 
     try:
@@ -155,6 +164,10 @@ def _check_overlap(info: SceneInfo, grid: Grid) -> None:
     if not np.all(np.isfinite(lb)) or lb[0] >= gb[2] or lb[2] <= gb[0] or lb[1] >= gb[3] or lb[3] <= gb[1]:
         raise NoOverlapError(f"label raster {info.path} ({crs_name(info.crs)}, bounds {fmt_bounds(info.bounds)}) "
                              f"does not overlap {grid.info.path} ({crs_name(grid.crs)}, bounds {fmt_bounds(gb)})")
+    sb = grid.info.bounds  # the scene's, without --pad
+    inter = shapely.box(*sb).intersection(shapely.box(*lb)).area
+    area = shapely.box(*sb).area
+    return float(inter / area) if area > 0 else 1.0
 
 
 # --- palette check ----------------------------------------------------------------------------
@@ -167,16 +180,16 @@ def check_palette(src: LabelSource, max_block_px: int = 1 << 22) -> None:
     Raises:
         PaletteError: with each unknown color, its pixel count and the file.
     """
-    keys = {(r << 16) | (g << 8) | b for (r, g, b) in src.palette.colors}
+    keys = {(r << 16) | (g << 8) | b for (r, g, b) in (*src.palette.colors, *src.palette.ignore_colors)}
     unknown: dict[int, int] = {}
     with rasterio.open(src.path) as ds:
         rows = max(1, max_block_px // max(ds.width, 1))
         alpha = _alpha_band(ds)
         for r0 in range(0, ds.height, rows):
             win = Window(0, r0, ds.width, min(rows, ds.height - r0))
-            rgb = ds.read([1, 2, 3], window=win)
+            rgb = read_window(ds, [1, 2, 3], win)
             packed = (rgb[0].astype(np.uint32) << 16) | (rgb[1].astype(np.uint32) << 8) | rgb[2].astype(np.uint32)
-            covered = np.ones(packed.shape, bool) if alpha is None else ds.read(alpha, window=win) > 0
+            covered = np.ones(packed.shape, bool) if alpha is None else read_window(ds, alpha, win) > 0
             vals, counts = np.unique(packed[covered], return_counts=True)
             for v, c in zip(vals.tolist(), counts.tolist()):
                 if v not in keys:
@@ -238,17 +251,18 @@ class LabelReader:
         covered = None
         # rasterio puts fill_value on nodata pixels too: fill with nodata itself so that they stay nodata.
         fill = ds.nodata if ds.nodata is not None else 0
+        src = self.src.path  # named in read errors (``ds`` may be a WarpedVRT)
         if self._alpha is not None:
-            covered = ds.read(self._alpha, window=window, boundless=not inside, fill_value=0) > 0
+            covered = read_window(ds, self._alpha, window, source=src, boundless=not inside, fill_value=0) > 0
         elif not inside:
             covered = inside_mask(window, ds.height, ds.width)
         if self.src.kind == "color":
-            rgb = ds.read([1, 2, 3], window=window, boundless=not inside, fill_value=fill)
+            rgb = read_window(ds, [1, 2, 3], window, source=src, boundless=not inside, fill_value=fill)
             if covered is not None:  # any fill color may be a palette color: give uncovered pixels class 0's
                 rgb = np.where(covered[None], rgb, np.asarray(self.src.palette.colors[0], rgb.dtype)[:, None, None])
             out = color_to_index(rgb, self.src.palette, source=str(self.src.path))
         else:
-            raw = ds.read(1, window=window, boundless=not inside, fill_value=fill)
+            raw = read_window(ds, 1, window, source=src, boundless=not inside, fill_value=fill)
             if covered is not None:  # 0 passes the class-index check; these pixels become 255 below
                 raw = np.where(covered, raw, np.zeros((), raw.dtype))
             out = raster_to_index(raw, self.src.path, self.src.label_nodata, self.src.rules.ignore_value)

@@ -80,7 +80,9 @@ def get_model(name: str, num_classes: int, input_shape: tuple = (256, 256, 3), b
             (or None for a size-agnostic model where the architecture allows it); any band count.
         backbone: one of :func:`list_backbones`, or None for the model's default.
         weights: None (random), ``"imagenet"`` (keras.applications encoder weights, first conv
-            adapted to the band count) or the path of a ``.weights.h5`` / ``.keras`` file.
+            adapted to the band count) or the path of a ``.weights.h5`` / ``.keras`` file, or of a
+            Keras 1/2 ``.h5`` weights file (Theano/channels-first kernels converted; see
+            :func:`geoseg.models.pretrained.load_legacy_h5`).
             ``.keras`` files are matched by layer name, so a saved backbone works too; RGB files
             are adapted to the band count (:mod:`geoseg.models.pretrained`).
         output_stride: 8, 16 or 32; None for the model's own default (16 for DeepLab, 8 for
@@ -127,8 +129,9 @@ def get_model(name: str, num_classes: int, input_shape: tuple = (256, 256, 3), b
         path = Path(weights)
         if not path.exists():
             raise InputNotFoundError(f"no such weights file: {path}")
-        if not (path.name.endswith(".keras") or path.name.endswith(".weights.h5")):
-            raise ModelConfigError(f"weights must be None, 'imagenet' or a .keras/.weights.h5 file, got {path}")
+        if not path.name.lower().endswith((".keras", ".h5", ".hdf5")):
+            raise ModelConfigError(f"weights must be None, 'imagenet', a .keras/.weights.h5 file or a Keras 1/2 "
+                                   f".h5 file, got {path}")
     args: dict[str, Any] = {"backbone": backbone, "activation": activation, **kwargs}
     if output_stride is not None:
         args["output_stride"] = output_stride
@@ -159,7 +162,7 @@ def _load_file(model, path: Path, build_with_bands) -> None:
     from geoseg.models.pretrained import load_weights_file, transfer_weights
 
     bands = model.input_shape[-1]
-    if path.name.endswith(".keras") or bands == 3:
+    if bands == 3 or not path.name.endswith(".weights.h5"):  # .keras and Keras 1/2 files: by layer name
         load_weights_file(model, path)
         return
     try:

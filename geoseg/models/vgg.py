@@ -51,7 +51,7 @@ def check_widths(model: str, widths: Sequence[int]) -> tuple[int, ...]:
 
 
 def vgg_encoder(x, backbone: str = "vgg16", widths: Sequence[int] = VGG_WIDTHS, batch_norm: bool = False,
-                pool_indices: bool = False, pools: int = 5, block5_dilation: int = 1) -> dict:
+                pool_indices: bool = False, pools: int = 5, block5_dilation: int = 1, padding: str = "same") -> dict:
     """Apply the VGG convolutional stack to ``x`` (N, H, W, bands).
 
     Args:
@@ -62,6 +62,8 @@ def vgg_encoder(x, backbone: str = "vgg16", widths: Sequence[int] = VGG_WIDTHS, 
         pool_indices: pool with :class:`MaxPoolingWithArgmax2D` and return the indices.
         pools: how many of the five 2x2 poolings to keep (3 drops pool4 and pool5: stride 8).
         block5_dilation: dilation rate of the conv5 layers.
+        padding: "same" (output size = input size / 2**pools) or "valid" (the Caffe nets of the
+            Dilation paper: every 3x3 conv trims 2 * dilation pixels).
 
     Returns:
         A dict with ``block{b}_conv`` (last conv of block b, before pooling), ``block{b}_pool``
@@ -73,12 +75,12 @@ def vgg_encoder(x, backbone: str = "vgg16", widths: Sequence[int] = VGG_WIDTHS, 
         for i in range(1, n_convs + 1):
             name = f"block{b}_conv{i}"
             if batch_norm:
-                x = keras.layers.Conv2D(width, 3, padding="same", dilation_rate=dilation, kernel_initializer=HE,
+                x = keras.layers.Conv2D(width, 3, padding=padding, dilation_rate=dilation, kernel_initializer=HE,
                                         name=name)(x)
                 x = keras.layers.BatchNormalization(name=f"{name}_bn")(x)
                 x = keras.layers.Activation("relu", name=f"{name}_relu")(x)
             else:
-                x = keras.layers.Conv2D(width, 3, padding="same", dilation_rate=dilation, activation="relu",
+                x = keras.layers.Conv2D(width, 3, padding=padding, dilation_rate=dilation, activation="relu",
                                         kernel_initializer=HE, name=name)(x)
         feats[f"block{b}_conv"] = x
         if b <= pools:
@@ -91,9 +93,12 @@ def vgg_encoder(x, backbone: str = "vgg16", widths: Sequence[int] = VGG_WIDTHS, 
     return feats
 
 
-def fc_convs(x, fc_channels: int, dropout: float, fc6_dilation: int = 1):
-    """``fc6`` (7x7 conv, ReLU, dropout) and ``fc7`` (1x1 conv, ReLU, dropout): VGG's classifier as convs."""
-    x = keras.layers.Conv2D(fc_channels, 7, padding="same", dilation_rate=fc6_dilation, activation="relu",
+def fc_convs(x, fc_channels: int, dropout: float, fc6_dilation: int = 1, padding: str = "same"):
+    """``fc6`` (7x7 conv, ReLU, dropout) and ``fc7`` (1x1 conv, ReLU, dropout): VGG's classifier as convs.
+
+    ``padding="valid"`` trims ``6 * fc6_dilation`` pixels (the Caffe Dilation nets).
+    """
+    x = keras.layers.Conv2D(fc_channels, 7, padding=padding, dilation_rate=fc6_dilation, activation="relu",
                             kernel_initializer=HE, name="fc6")(x)
     x = keras.layers.Dropout(dropout, name="drop6")(x)
     x = keras.layers.Conv2D(fc_channels, 1, activation="relu", kernel_initializer=HE, name="fc7")(x)

@@ -11,6 +11,7 @@ load once this module has been imported (``import geoseg.models`` does it). All 
 - :class:`BilinearKernel`: bilinear interpolation kernel for transposed convolutions (FCN).
 - :class:`ConvIdentity`: identity initialization of a convolution (dilated context module).
 - :class:`FixedBilinearUpsampling2D`: non-trainable per-channel bilinear transposed conv.
+- :class:`ReflectionPadding2D`: mirror padding without repeating the edge (Caffe/OpenCV ``REFLECT_101``).
 - :class:`PadToMultiple` / :class:`CropToReference`: run a fixed-stride network on any size.
 """
 
@@ -106,7 +107,10 @@ class MaxPoolingWithArgmax2D(keras.layers.Layer):
         windows = ops.reshape(ops.stop_gradient(x), (-1, h // p, p, w // p, p, c))
         windows = ops.transpose(windows, (0, 1, 3, 5, 2, 4))  # N, H/p, W/p, C, dy, dx
         windows = ops.reshape(windows, (-1, h // p, w // p, c, p * p))
-        indices = ops.cast(ops.argmax(windows, axis=-1), "int32")
+        # argmax of the 0/1 "is the maximum" mask: the first maximum, as ops.argmax on the values, but
+        # without the float sign-bit test (a Bitcast) that keras.ops.argmax adds and ONNX cannot express
+        is_max = ops.cast(ops.equal(windows, ops.max(windows, axis=-1, keepdims=True)), "int32")
+        indices = ops.cast(ops.argmax(is_max, axis=-1), "int32")
         return pooled, indices
 
     def compute_output_shape(self, input_shape):
@@ -164,6 +168,9 @@ class FixedBilinearUpsampling2D(keras.layers.Layer):
     ``(N, h, w, C) -> (N, h*f, w*f, C)``, aligned like ``align_corners=False`` bilinear resizing.
     """
 
+    #: the kernel is fixed by construction: pretrained files never overwrite it (geoseg.models.pretrained)
+    fixed_weights = True
+
     def __init__(self, factor: int = 8, **kwargs):
         kwargs["trainable"] = False
         super().__init__(**kwargs)
@@ -193,6 +200,32 @@ class FixedBilinearUpsampling2D(keras.layers.Layer):
         config = super().get_config()
         config.pop("trainable", None)
         return {**config, "factor": self.factor}
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class ReflectionPadding2D(keras.layers.Layer):
+    """Pad ``(N, H, W, C)`` by ``padding`` pixels on every side, mirrored about the edge pixel.
+
+    The edge row/column is not repeated (``cv2.BORDER_REFLECT_101``, numpy/TF "reflect"), the
+    padding the Dilation test code applies before its valid-convolution networks. Needs
+    ``padding < H`` and ``padding < W``.
+    """
+
+    def __init__(self, padding: int = 1, **kwargs):
+        super().__init__(**kwargs)
+        self.padding = int(padding)
+
+    def call(self, x):
+        p = self.padding
+        return ops.pad(x, [[0, 0], [p, p], [p, p], [0, 0]], mode="reflect")
+
+    def compute_output_shape(self, input_shape):
+        n, h, w, c = input_shape
+        p = 2 * self.padding
+        return (n, None if h is None else h + p, None if w is None else w + p, c)
+
+    def get_config(self):
+        return {**super().get_config(), "padding": self.padding}
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)

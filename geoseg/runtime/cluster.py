@@ -57,8 +57,11 @@ def dask_client(workers: int = 1, scheduler: str | None = None) -> Iterator[Any]
             with dask.config.set(env), warnings.catch_warnings():
                 # "port 8787 in use": the HTTP server starts even without a dashboard
                 warnings.simplefilter("ignore", UserWarning)
+                # A task's exception comes back to the client, which reports it (a user error in one
+                # line); the workers' own "Compute Failed" ERROR log of it would repeat it with a traceback.
+                debug = logging.getLogger("geoseg").isEnabledFor(logging.DEBUG)
                 cluster = stack.enter_context(LocalCluster(
                     n_workers=int(workers), threads_per_worker=1, processes=True, dashboard_address=":0",
-                    silence_logs=logging.ERROR))
+                    silence_logs=logging.ERROR if debug else logging.CRITICAL))
             client = stack.enter_context(Client(cluster))
         yield client

@@ -53,8 +53,9 @@ def import_tensorflow(verbose: bool | None = None) -> ModuleType:
         verbose: show TensorFlow's start-up messages. None: verbose when the ``geoseg`` logger
             is at DEBUG (the CLIs' ``-v``).
 
-    Sets ``TF_CPP_MIN_LOG_LEVEL=2`` (only when unset) so TensorFlow's later C++ INFO and WARNING
-    lines stay off too, and lowers the ``absl`` and ``tensorflow`` Python loggers to ERROR when
+    Sets ``TF_CPP_MIN_LOG_LEVEL=3`` (only when unset) so TensorFlow's later C++ lines stay off too
+    (e.g. "oneDNN supports DT_UINT8 only on platforms with AVX-512", logged as an error at the
+    first training step although nothing failed; real failures still raise Python exceptions), and lowers the ``absl`` and ``tensorflow`` Python loggers to ERROR when
     nobody has configured them.
     """
     global _imported
@@ -66,7 +67,7 @@ def import_tensorflow(verbose: bool | None = None) -> ModuleType:
         if verbose:
             import tensorflow as tf
         else:
-            os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+            os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
             with stderr_to_devnull():
                 import keras  # noqa: F401  (imports TensorFlow too: both under the redirect)
                 import tensorflow as tf

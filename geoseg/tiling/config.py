@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from geoseg.errors import InvalidParameterError
-from geoseg.io.classes import ClassMap, load_palette
+from geoseg.errors import InvalidParameterError, UsageError
+from geoseg.io.classes import ClassMap, parse_class_spec
 from geoseg.io.label_values import AUTO, LabelRules
 from geoseg.io.windows import check_stride
 from geoseg.tiling import writer
@@ -125,7 +124,7 @@ def validate_config(cfg: TileConfig) -> None:
     if cfg.compress not in COMPRESSIONS:
         raise InvalidParameterError(f"--compress must be one of {', '.join(COMPRESSIONS)}, got {cfg.compress!r}")
     if cfg.overwrite and cfg.resume:
-        raise InvalidParameterError("--overwrite and --resume exclude each other")
+        raise UsageError("--overwrite and --resume exclude each other")
     if cfg.workers < 1:
         raise InvalidParameterError(f"--workers must be >= 1, got {cfg.workers}")
     if cfg.label_field and cfg.burn_value is not None:
@@ -150,15 +149,10 @@ def label_rules(cfg: TileConfig, class_names: tuple[str, ...] | None) -> LabelRu
 
 
 def parse_classes(spec: str | None) -> ClassMap | None:
-    """``--classes``: a palette file (JSON or ``index,name,r,g,b`` lines) or comma-separated names."""
+    """``--classes``: a palette file (JSON or ``index,name,r,g,b`` lines), a named palette (``voc``,
+    ``cityscapes``, ``potsdam``, ``vaihingen``: :mod:`geoseg.io.palettes`) or comma-separated names."""
     if not spec or spec.strip().lower() == AUTO:  # auto: names come from the labels (see plan_scenes)
         return None
-    p = Path(spec)
-    if p.exists() or p.suffix.lower() in (".json", ".csv", ".txt"):
-        return load_palette(p)
-    names = [s.strip() for s in spec.split(",") if s.strip()]
-    if len(set(names)) != len(names):
-        raise InvalidParameterError(f"--classes has repeated names: {spec}")
-    return ClassMap.from_names(names)
+    return parse_class_spec(spec)
 
 

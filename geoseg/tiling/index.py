@@ -23,8 +23,9 @@ import numpy as np
 import shapely
 from affine import Affine
 
-from geoseg.errors import DatasetError, InvalidParameterError
+from geoseg.errors import DatasetError
 from geoseg.io.atomic import atomic_output
+from geoseg.io.run_record import check_same_parameters
 
 INDEX_FILE = "index.csv"
 FOOTPRINTS_FILE = "footprints.gpkg"
@@ -214,12 +215,3 @@ class Journal:
             self._fh = None
         if remove and self.path.exists():
             self.path.unlink()
-
-
-def check_same_parameters(old: dict[str, Any], new: dict[str, Any], where: Path) -> None:
-    """Raise when a resumed run's parameters differ from the recorded ones."""
-    diff = [k for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
-    if diff:
-        shown = "; ".join(f"{k}: {old.get(k)!r} before, {new.get(k)!r} now" for k in diff[:4])
-        raise InvalidParameterError(f"--resume with other parameters than {where} ({shown}); "
-                                    "use --overwrite to start again")

@@ -21,7 +21,7 @@ from rasterio.windows import transform as window_transform
 from geoseg.io.classes import IGNORE_INDEX
 from geoseg.io.label_source import LabelSource
 from geoseg.io.labels import inside_mask, open_labels
-from geoseg.io.raster import gdal_env, valid_mask
+from geoseg.io.raster import gdal_env, read_window, valid_mask
 from geoseg.io.windows import window_bounds
 from geoseg.runtime.threads import BackgroundConsumer
 from geoseg.tiling import writer
@@ -117,8 +117,8 @@ def _tile_batch(task: BatchTask) -> BatchResult:
                     data = writer.read_patch_file(img_path)
                     stats.update(data, _valid(data, task.nodata, win, task.height, task.width, inside))
                 continue
-            data = (ds.read(list(task.bands), window=win) if inside  # fill_value slows plain reads 3x
-                    else ds.read(list(task.bands), window=win, boundless=True, fill_value=fill))
+            data = (read_window(ds, list(task.bands), win) if inside  # fill_value slows plain reads 3x
+                    else read_window(ds, list(task.bands), win, boundless=True, fill_value=fill))
             valid = _valid(data, task.nodata, win, task.height, task.width, inside)
             npx = h * w
             nodata_fraction = 1.0 - float(valid.sum()) / npx

@@ -29,10 +29,12 @@ import numpy as np
 
 from geoseg import __version__
 from geoseg.errors import DatasetError, GeoSegError
-from geoseg.io.atomic import atomic_output, check_output, remove_stale_temps
+from geoseg.io.atomic import atomic_output, check_output, check_writable, remove_stale_temps
 from geoseg.io.classes import IGNORE_INDEX, ClassMap
 from geoseg.io.label_values import check_class_counts
+from geoseg.io.lock import output_lock
 from geoseg.io.raster import SceneInfo
+from geoseg.io.remote import absolute
 from geoseg.runtime.cluster import dask_client
 from geoseg.tiling import index as index_mod
 from geoseg.tiling.config import MODES, TileConfig, validate_config
@@ -155,7 +157,7 @@ def _make_tasks(cfg: TileConfig, plans: list[ScenePlan], done: set[str], out: Pa
 
 
 def _absolute(path: str | os.PathLike) -> Path:
-    return Path(os.path.abspath(path))
+    return absolute(path)  # type: ignore[return-value]  # a GDAL name (/vsicurl/...) stays a GdalPath
 
 
 def _execute(cfg: TileConfig, tasks: list[BatchTask], on_result: Callable[[int, BatchResult], None]) -> None:
@@ -234,19 +236,23 @@ def run_tiling(config: TileConfig, progress: bool | None = None) -> TileResult:
 def _run_tiling(cfg: TileConfig, progress: bool | None) -> TileResult:
     t0 = time.perf_counter()
     validate_config(cfg)
+    check_writable(cfg.out)
     plans, classes, palette, dropped = plan_scenes(cfg)
     out = Path(cfg.out)
-    created = not out.exists()
-    prior = _prepare_output(cfg, out)
-    try:
-        return _tile(cfg, plans, classes, palette, dropped, out, prior, progress, t0)
-    except GeoSegError:
-        # A user or data error would fail the same way again: leave no journal that turns the next
-        # run away. A --resume run keeps what was complete; other failures (a crash, Ctrl-C) keep
-        # the journal for --resume.
-        if not cfg.resume:
-            _remove_failed_run(out, created)
-        raise
+    # One run per dataset folder (a second one stops naming this one); the lock also makes the
+    # --overwrite clean-up and the removal of a killed run's temporary files safe.
+    with output_lock(out, "geoseg tile") as lock:
+        created = lock.created
+        prior = _prepare_output(cfg, out)  # refuses an existing dataset: outside the clean-up below
+        try:
+            return _tile(cfg, plans, classes, palette, dropped, out, prior, progress, t0)
+        except GeoSegError:
+            # A user or data error would fail the same way again: leave no journal that turns the next
+            # run away. A --resume run keeps what was complete; other failures (a crash, Ctrl-C) keep
+            # the journal for --resume.
+            if not cfg.resume:
+                _remove_failed_run(out, created)
+            raise
 
 
 def _tile(cfg: TileConfig, plans: list[ScenePlan], classes: ClassMap | None, palette: ClassMap | None,

@@ -19,6 +19,7 @@ from rasterio.crs import CRS
 from geoseg.io.atomic import atomic_output
 from geoseg.io.classes import IGNORE_INDEX
 from geoseg.io.profiles import patch_profile
+from geoseg.io.raster import read_window
 
 FORMATS = ("tif", "npy")
 
@@ -73,4 +74,4 @@ def read_patch_file(path: str | os.PathLike) -> np.ndarray:
     if path.suffix == ".npy":
         return np.load(path, allow_pickle=False)
     with rasterio.open(path) as ds:
-        return ds.read()
+        return read_window(ds)

@@ -8,9 +8,9 @@ batch does not count) plus the latest validation time plus the latest epoch-end 
 (checkpoints, curves: put this callback after those), and plans::
 
     planned = epochs_done + floor((deadline - now) / epoch_seconds)
-    deadline = start + budget - reserve,   reserve = validation_seconds + SAVE_SECONDS
+    deadline = start + budget - reserve,   reserve = SAVE_SECONDS
 
-(``reserve`` is the final validation of the best weights plus writing the bundle), then moves
+(``reserve`` covers restoring the best weights and writing the bundle), then moves
 the end of the LR schedule to ``planned * steps_per_epoch`` so that it decays to its minimum as
 the budget ends. The plan is remade after every epoch of the first half of the run (at least
 :data:`PLAN_EPOCHS`), so a machine that gets faster or slower (other jobs) moves the end of
@@ -77,8 +77,8 @@ class TimeBudget(keras.callbacks.Callback):
         return time.perf_counter() - self.start
 
     def reserve(self) -> float:
-        """Seconds kept after training: the final validation and writing the bundle."""
-        return self.val_seconds + SAVE_SECONDS
+        """Seconds kept after training: restoring the best weights and writing the bundle."""
+        return SAVE_SECONDS
 
     def epoch_seconds(self) -> float:
         """Estimated seconds of one more epoch (training + validation), 0 before any was timed."""

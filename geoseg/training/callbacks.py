@@ -80,7 +80,8 @@ def load_optimizer_state(optimizer, model, path: Path) -> None:
         values = [saved[f"arr_{i}"] for i in range(len(saved.files))]
     if len(values) != len(optimizer.variables) or any(
             tuple(v.shape) != tuple(s.shape) for v, s in zip(optimizer.variables, values)):
-        raise ValueError(f"{path} holds {len(values)} optimizer variables, the optimizer has {len(optimizer.variables)}")
+        raise ValueError(f"{path} holds {len(values)} optimizer variables, "
+                         f"the optimizer has {len(optimizer.variables)}")
     for var, value in zip(optimizer.variables, values):
         var.assign(value)
 

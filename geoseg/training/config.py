@@ -47,9 +47,9 @@ class TrainConfig:
         weight_decay: decoupled weight decay of adamw (and sgd's L2 via Keras' ``weight_decay``).
         schedule: learning-rate schedule, see :mod:`geoseg.training.schedules`.
         warmup_epochs: linear warm-up length in epochs (may be fractional).
-        class_weights: ``none`` (default: unweighted, calibrated probabilities), ``auto``
-            (inverse square-root frequency), ``median`` (median frequency), or one weight per
-            class (``"1,5"`` or a list).
+        class_weights: ``auto`` (inverse square-root frequency), ``median`` (median frequency),
+            ``none`` (unweighted: calibrated probabilities, higher OA), or one weight per class
+            (``"1,5"`` or a list).
         normalization: ``meanstd`` or ``percentile`` (p2/p98 min-max) from ``dataset.json``; ``none`` = raw.
         ignore_index: label value left out of loss and metrics (nodata pixels are mapped to it).
         augment: dihedral flips/rotations plus per-band brightness/contrast jitter on training batches.
@@ -88,7 +88,7 @@ class TrainConfig:
     weight_decay: float = 1e-4
     schedule: str = "cosine"
     warmup_epochs: float = 1.0
-    class_weights: str | list[float] = "none"
+    class_weights: str | list[float] = "auto"
     normalization: str = "meanstd"
     ignore_index: int = 255
     augment: bool = True

@@ -181,7 +181,8 @@ def normalization_for(info: DatasetInfo, method: str) -> dict | None:
     try:
         return from_statistics(info.meta["statistics"], method)
     except KeyError as exc:
-        raise DatasetError(f"{info.root / 'dataset.json'} statistics lack {exc} needed by --normalization {method}") from None
+        raise DatasetError(f"{info.root / 'dataset.json'} statistics lack {exc} "
+                           f"needed by --normalization {method}") from None
 
 
 def _read_array(path: Path) -> tuple[np.ndarray, float | None]:
@@ -300,17 +301,17 @@ def cache_arrays(reader: PatchReader, split: str, fallback_dir: Path | None = No
     first_img, _ = reader.read(0)
     n = len(reader)
     with atomic_output(img_f) as ti, atomic_output(lab_f) as tl:
-        images = np.lib.format.open_memmap(ti, mode="w+", dtype=first_img.dtype, shape=(n, *first_img.shape))
-        labels = np.lib.format.open_memmap(tl, mode="w+", dtype=np.uint8, shape=(n, reader.size, reader.size))
+        shards = [np.lib.format.open_memmap(ti, mode="w+", dtype=first_img.dtype, shape=(n, *first_img.shape)),
+                  np.lib.format.open_memmap(tl, mode="w+", dtype=np.uint8, shape=(n, reader.size, reader.size))]
 
         def fill(i: int) -> None:
-            images[i], labels[i] = reader.read(i)
+            shards[0][i], shards[1][i] = reader.read(i)
 
         with ThreadPoolExecutor(max_workers=workers or min(8, os.cpu_count() or 1)) as pool:
             list(pool.map(fill, range(n)))
-        images.flush()
-        labels.flush()
-        del images, labels
+        for shard in shards:
+            shard.flush()
+        shards.clear()  # close the memmaps before the files are renamed into place
     return PatchArrays(np.load(img_f, mmap_mode="r"), np.load(lab_f, mmap_mode="r"))
 
 

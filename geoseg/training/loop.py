@@ -14,7 +14,7 @@ import math
 import os
 import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,7 @@ from geoseg.errors import (
     OutputExistsError,
 )
 from geoseg.io.bundle import META_FILE, save_bundle
+from geoseg.training.build import ModelFn, build_model, fast_batchnorm, make_optimizer, resolve_class_weights
 from geoseg.training.config import TrainConfig
 from geoseg.training.data import (
     DatasetInfo,
@@ -47,9 +48,6 @@ LOGS = "logs"
 #: ``model.fit``'s epoch cap under ``--time-budget`` (the budget callback ends the run).
 MAX_EPOCHS = 1_000_000
 
-#: ``model_fn(num_classes=..., input_shape=(H, W, C)) -> keras.Model``: a model of your own
-#: instead of the zoo (``config.model`` is then only recorded as its name).
-ModelFn = Callable[..., Any]
 
 
 @dataclass
@@ -121,71 +119,6 @@ def prepare_output(cfg: TrainConfig) -> Path:
         for name in (HISTORY_CSV, CURVES_PNG):
             (out / name).unlink(missing_ok=True)
     return out
-
-
-def build_model(cfg: TrainConfig, num_classes: int, input_shape: tuple[int, int, int],
-                model_fn: ModelFn | None = None) -> tuple[Any, dict[str, Any]]:
-    """The model and the arguments recorded in the bundle (``model.arguments``).
-
-    ``model_args`` may override ``num_classes`` (1 = binary sigmoid model of a 2-class dataset)
-    and ``activation``.
-
-    Raises:
-        ModelConfigError: unknown model/backbone, bad arguments, weights that do not fit.
-    """
-    args = dict(cfg.model_args)
-    nc = int(args.pop("num_classes", num_classes))
-    if nc == 1 and num_classes != 2:
-        raise InvalidParameterError(f"a 1-class (binary) model needs a 2-class dataset; this one has {num_classes}")
-    activation = args.pop("activation", "sigmoid" if nc == 1 else "softmax")
-    record = {"num_classes": nc, "input_shape": list(input_shape), "backbone": cfg.backbone,
-              "activation": activation, **args}
-    weights = cfg.weights
-    if weights not in (None, "", "imagenet") and Path(weights).is_dir():  # a bundle: start from its model
-        weights = str(Path(weights) / "model.keras")
-    if model_fn is not None:
-        model = model_fn(num_classes=nc, input_shape=input_shape)
-        if weights not in (None, ""):
-            if weights == "imagenet":
-                raise ModelConfigError("--weights imagenet needs a zoo model (--model), not a custom model_fn")
-            from geoseg.models.pretrained import load_weights_file
-
-            load_weights_file(model, weights)
-    else:
-        from geoseg.models import get_model
-
-        try:
-            model = get_model(cfg.model, nc, input_shape=input_shape, backbone=cfg.backbone,
-                              weights=weights or None, activation=activation, **args)
-        except TypeError as exc:  # unknown keyword in --model-args
-            raise ModelConfigError(f"--model-args do not fit model {cfg.model!r}: {exc}") from None
-    return model, record
-
-
-def make_optimizer(cfg: TrainConfig, schedule):
-    import keras
-
-    if cfg.optimizer == "adam":
-        return keras.optimizers.Adam(learning_rate=schedule)
-    if cfg.optimizer == "adamw":
-        return keras.optimizers.AdamW(learning_rate=schedule, weight_decay=cfg.weight_decay)
-    if cfg.optimizer == "sgd":
-        return keras.optimizers.SGD(learning_rate=schedule, momentum=cfg.momentum, nesterov=cfg.momentum > 0)
-    return keras.optimizers.RMSprop(learning_rate=schedule, momentum=cfg.momentum)
-
-
-def resolve_class_weights(cfg: TrainConfig, counts: np.ndarray, out_classes: int) -> list[float] | None:
-    """Per-class weights for the loss (``None`` = unweighted); ``out_classes`` = scored classes."""
-    from geoseg.training.losses import class_weights_from_counts
-
-    cw = cfg.class_weights
-    if isinstance(cw, list):
-        if len(cw) != out_classes:
-            raise InvalidParameterError(f"--class-weights has {len(cw)} value(s) but the dataset has {out_classes} classes")
-        return [float(w) for w in cw]
-    if cw == "none":
-        return None
-    return class_weights_from_counts(counts[:out_classes], cw).tolist()
 
 
 def fit(config: TrainConfig | dict, *, model_fn: ModelFn | None = None,
@@ -273,6 +206,8 @@ def _fit(cfg: TrainConfig, info: DatasetInfo, train_rows, val_rows, out: Path, m
     strategy = tf.distribute.MirroredStrategy() if len(gpus) > 1 else tf.distribute.get_strategy()
     with strategy.scope():
         model, model_record = build_model(cfg, info.num_classes, input_shape, model_fn)
+        if not cfg.weights and not cfg.resume:
+            fast_batchnorm(model)
         out_channels = int(model.output_shape[-1])
         scored = 2 if out_channels == 1 else out_channels
         if scored != info.num_classes:
@@ -319,9 +254,16 @@ def _fit(cfg: TrainConfig, info: DatasetInfo, train_rows, val_rows, out: Path, m
                   initial_epoch=initial_epoch,
                   steps_per_epoch=steps, callbacks=cbs, shuffle=False,  # the dataset shuffles itself
                   verbose=0 if cfg.quiet else "auto")
+    log.info("training ended after %.1f s (%s epochs)", time.perf_counter() - t0, ck.epoch)
     if (ckpt / BEST_WEIGHTS).exists():
         model.load_weights(ckpt / BEST_WEIGHTS)
-    scores = model.evaluate(val_ds, return_dict=True, verbose=0)
+    # The best epoch was validated with exactly these weights: reuse its scores (no second pass,
+    # which a time budget would have to reserve) unless its row is missing.
+    best_row = next((h for h in ck.history if h.get("epoch") == ck.best_epoch and "val_loss" in h), None)
+    if best_row is not None:
+        scores = {k[4:]: (float("nan") if v is None else v) for k, v in best_row.items() if k.startswith("val_")}
+    else:
+        scores = model.evaluate(val_ds, return_dict=True, verbose=0)
     metrics_out = _final_metrics(scores, info.classes.names, scored)
 
     bundle_model = model
@@ -343,7 +285,8 @@ def _fit(cfg: TrainConfig, info: DatasetInfo, train_rows, val_rows, out: Path, m
         "history": HISTORY_CSV, "curves": CURVES_PNG,
     }
     save_bundle(bundle_model, out, info.classes, info.tile_size, norm, overwrite=True,
-                model={"name": cfg.model if model_fn is None else model.name, "arguments": model_record}, bands=info.bands or None,
+                model={"name": cfg.model if model_fn is None else model.name, "arguments": model_record},
+                bands=info.bands or None,
                 band_names=info.meta.get("band_names"), stride=max(1, info.tile_size // 2), nodata=info.nodata,
                 ignore_index=cfg.ignore_index, dtype=info.meta.get("dtype"), training=training, metrics=metrics_out,
                 input_stats=input_stats(info))

@@ -186,8 +186,9 @@ class SegmentationLoss(keras.losses.Loss):
         y, valid, p = _prepare(y_true, y_pred, self.ignore_index)
         cw = self.class_weights
         if cw is not None and len(cw) != p.shape[-1]:
-            raise InvalidParameterError(f"--class-weights has {len(cw)} value(s) but the model has {p.shape[-1]} classes"
-                                        + (" (a 1-class model scores 2: background, foreground)" if p.shape[-1] == 2 else ""))
+            hint = " (a 1-class model scores 2: background, foreground)" if p.shape[-1] == 2 else ""
+            raise InvalidParameterError(f"--class-weights has {len(cw)} value(s) "
+                                        f"but the model has {p.shape[-1]} classes{hint}")
         total = 0.0
         for weight, name in self.terms:
             if name == "ce":

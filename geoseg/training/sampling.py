@@ -31,7 +31,8 @@ def rare_classes(counts: Sequence[float], factor: float = RARE_FACTOR) -> list[i
     return [int(k) for k in np.flatnonzero((share > 0) & (share < factor / len(c)))]
 
 
-def patches_with(rows: Sequence[dict], classes: Sequence[int], labels: np.ndarray | None = None) -> np.ndarray:
+def patches_with(rows: Sequence[dict[str, str]], classes: Sequence[int],
+                 labels: np.ndarray | None = None) -> np.ndarray:
     """Boolean ``(N,)``: patch ``i`` holds at least one pixel of one of ``classes``.
 
     Read from the index's ``count_<k>`` columns; when a row lacks them, from ``labels``
@@ -41,8 +42,8 @@ def patches_with(rows: Sequence[dict], classes: Sequence[int], labels: np.ndarra
     if not classes:
         return out
     for i, r in enumerate(rows):
-        vals = [r.get(f"count_{k}") for k in classes]
-        if all(v not in (None, "") for v in vals):
+        vals = [r.get(f"count_{k}") or "" for k in classes]
+        if all(vals):
             out[i] = any(float(v) > 0 for v in vals)
         elif labels is not None:
             out[i] = bool(np.isin(np.asarray(labels[i]), list(classes)).any())

@@ -105,7 +105,6 @@ def test_classes_from_prediction_tag_and_config(pair, tmp_path, capsys):
     ("bands", "has 3 bands; expected 1"),
     ("too_few_classes", "holds class value(s) 2 (expected 0..1 for --num-classes 2"),
     ("unpaired", "prediction(s) without a label"),
-    ("no_labels", "--labels is required"),
     ("classes_vs_num", "defines 3 classes"),
 ])
 def test_bad_inputs_exit_1_with_one_line(pair, tmp_path, capsys, case, message):
@@ -126,8 +125,6 @@ def test_bad_inputs_exit_1_with_one_line(pair, tmp_path, capsys, case, message):
             write_raster(tmp_path / d / name, np.zeros((4, 4), np.uint8))
         args[0] = str(tmp_path / "p")
         args[2] = str(tmp_path / "l")
-    elif case == "no_labels":
-        args = [str(prd), "--num-classes", "3"]
     elif case == "classes_vs_num":
         args = [str(prd), "--labels", str(lab), "--num-classes", "2", "--classes", "a,b,c"]
     assert main(args) == 1
@@ -143,3 +140,7 @@ def test_bad_usage_exit_2(pair, capsys):
     with pytest.raises(SystemExit) as info:
         main([str(prd), "--labels", str(lab), "--label-field", "a", "--burn-value", "1"])
     assert info.value.code == 2
+    capsys.readouterr()
+    assert main([str(prd), "--num-classes", "3"]) == 2  # a required option missing is bad usage too
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "--labels LABEL" in err and "is required" in err and err.count("\n") == 1

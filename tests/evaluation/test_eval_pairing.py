@@ -69,3 +69,11 @@ def test_one_vector_label_serves_every_prediction(tmp_path):
     pairs = pair_inputs([d / "p1.tif", d / "p2.tif"], [d / "region.gpkg"])
     assert [p.label.name for p in pairs] == ["region.gpkg", "region.gpkg"]
     assert all(p.label_is_vector for p in pairs)
+
+
+def test_one_vector_label_serves_a_prediction_folder(tmp_path):
+    d = _touch_rasters(tmp_path / "pred", ["a_label.tif", "b_label.tif", "b_prob.tif"])
+    (tmp_path / "region.geojson").write_bytes(b"")
+    pairs = pair_inputs([d], [tmp_path / "region.geojson"])
+    assert [(p.prediction.name, p.label.name) for p in pairs] == [("a_label.tif", "region.geojson"),
+                                                                    ("b_label.tif", "region.geojson")]

@@ -123,7 +123,7 @@ def test_cli_resume_refuses_other_parameters(scene, tmp_path, capsys):
     assert main([str(scene), "--out", out, "--size", "32", "--quiet"]) == 0
     assert main([str(scene), "--out", out, "--size", "16", "--resume", "--quiet"]) == 1
     assert "--resume with other parameters" in _err(capsys)
-    assert main([str(scene), "--out", out, "--size", "32", "--resume", "--overwrite"]) == 1
+    assert main([str(scene), "--out", out, "--size", "32", "--resume", "--overwrite"]) == 2  # bad usage
     assert "exclude each other" in _err(capsys)
 
 

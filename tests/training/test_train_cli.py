@@ -70,7 +70,7 @@ def test_cli_bad_input(case, tiny_dataset, tmp_path, capsys):
         expect = "holds class 2 but dataset.json defines 2 classes"
     elif case == "unwritable":
         (tmp_path / "afile").write_text("x")
-        args[2], expect = str(tmp_path / "afile" / "bundle"), "not writable"
+        args[2], expect = str(tmp_path / "afile" / "bundle"), "afile is a file, not a folder"
     elif case == "yaml_key":
         cfg = tmp_path / "c.yaml"
         cfg.write_text("epochs: 2\nlearning-rate: 0.1\n")

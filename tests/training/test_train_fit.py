@@ -52,7 +52,7 @@ def test_fit_writes_bundle_that_reloads_identically(tiny_dataset, model_fn, tmp_
                                      "std": info["statistics"]["std"]}
     assert (meta["tile_size"], meta["stride"], meta["nodata"], meta["ignore_index"]) == (32, 16, 0, 255)
     assert meta["training"]["epochs"] == 2 and meta["training"]["config"]["loss"] == "ce+dice"
-    assert meta["training"]["class_weights"] is None  # default: unweighted
+    assert len(meta["training"]["class_weights"]) == 3
     assert meta["training"]["stopped_by"] == "epochs" and meta["training"]["planned_epochs"] == 2
     assert meta["input"]["dtype"] == "uint8" and meta["input"]["p98"] == info["statistics"]["p98"]
     assert set(meta["metrics"]) == {"val_loss", "miou", "oa", "f1", "iou"}
@@ -61,7 +61,12 @@ def test_fit_writes_bundle_that_reloads_identically(tiny_dataset, model_fn, tmp_
     best = max(h["val_miou"] for h in res.history)
     assert res.metrics["miou"] == pytest.approx(best, abs=1e-5)
 
-    x, _ = _val_batch(ds, meta["normalization"])
+    # ... and those of an independent pass of the restored model over the (4) validation patches.
+    x, y = _val_batch(ds, meta["normalization"])
+    pred = res.model.predict(x, verbose=0).argmax(-1)
+    ok = y != 255
+    cm = np.bincount(y[ok].astype(np.int64) * 3 + pred[ok], minlength=9).reshape(3, 3)
+    assert res.metrics["oa"] == pytest.approx(np.trace(cm) / cm.sum(), abs=1e-5)
     b = load_bundle(out)
     np.testing.assert_array_equal(b.model.predict(x, verbose=0), res.model.predict(x, verbose=0))
 
@@ -131,3 +136,17 @@ def test_config_yaml_rejects_unknown_keys(tmp_path):
     f.write_text("dataset: d\nout: o\nepochs: 3\nbatch-size: 2\nmodel_args: {encoder_depth: 2}\n")
     cfg = TrainConfig.from_yaml(f)
     assert (cfg.epochs, cfg.batch_size, cfg.model_args) == (3, 2, {"encoder_depth": 2})
+
+
+def test_fast_batchnorm_lowers_momentum_of_nested_layers():
+    from geoseg.training.build import fast_batchnorm
+
+    inner_in = keras.Input((8, 8, 3))
+    inner = keras.Model(inner_in, keras.layers.BatchNormalization(momentum=0.999)(inner_in), name="backbone")
+    inp = keras.Input((8, 8, 3))
+    x = keras.layers.BatchNormalization(momentum=0.5)(inner(inp))
+    model = keras.Model(inp, keras.layers.BatchNormalization(momentum=0.999)(x))
+    assert fast_batchnorm(model) == 2
+    moms = sorted(layer.momentum for m in (model, inner) for layer in m.layers
+                  if isinstance(layer, keras.layers.BatchNormalization))
+    assert moms == [0.5, 0.9, 0.9]
