@@ -175,7 +175,6 @@ def run_reference(name: str, scene: Path, labels: Path, bands: str | None, burn_
                   unseen: slice, fraction: float, seed: int, budget_s: float) -> dict:
     """The plain-Keras script of ``bench_accuracy_reference.py`` on the same split."""
     import rasterio
-
     from bench_accuracy_reference import train_and_predict
 
     with rasterio.open(scene) as src:
@@ -199,7 +198,8 @@ def fmt_row(r: dict) -> str:
     m, b = r["model"], r["baseline"]
     fg = m["iou"][1] if len(m["iou"]) > 1 else float("nan")
     return (f"| {r['scene']} | {r['fold']} | {r['recipe']} | {r['params'] / 1e6:.2f} M | {r['seed']} | {fg:.3f} | "
-            f"{m['miou']:.3f} | {m['oa']:.4f} | {b['oa']:.4f} | {100 * m['fg_pred']:.1f} / {100 * m['fg_true']:.1f} % | "
+            f"{m['miou']:.3f} | {m['oa']:.4f} | {b['oa']:.4f} | "
+            f"{100 * m['fg_pred']:.1f} / {100 * m['fg_true']:.1f} % | "
             f"{r['epochs']} | {r['train_s']:.0f} | {r['load'][0]:.1f} / {r['load'][1]:.1f} |")
 
 
@@ -211,7 +211,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--scenes", default="sn4,sample", help="comma-separated: sn4, sample")
     p.add_argument("--folds", default="left,right",
-                   help="comma-separated: left (train on the left --train-fraction: the issue's split), right (mirrored)")
+                   help="comma-separated: left (train on the left --train-fraction: the issue's split), "
+                        "right (mirrored)")
     p.add_argument("--recipes", default="unet", help=f"comma-separated: {', '.join(RECIPES)}")
     p.add_argument("--reference", action="store_true",
                    help="also run the plain-Keras reference script (bench_accuracy_reference.py) on each split")

@@ -33,7 +33,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import numpy as np  # noqa: E402
+import numpy as np
 
 
 def small_unet(bands: int, classes: int = 2, filters: int = 16, depth: int = 3):
@@ -64,16 +64,19 @@ def small_unet(bands: int, classes: int = 2, filters: int = 16, depth: int = 3):
 
 
 def ce_fg_dice(y_true, y_pred):
-    """Mean cross-entropy + (1 - soft dice of class 1 over the batch); ``y_true`` (N, H, W) int."""
+    """Mean cross-entropy + (1 - soft dice over the batch, averaged over the foreground classes 1..K-1).
+
+    ``y_true`` (N, H, W) int class indices, ``y_pred`` (N, H, W, K) softmax probabilities.
+    """
     import tensorflow as tf
 
     y = tf.cast(y_true, tf.int32)
     p = tf.clip_by_value(tf.cast(y_pred, tf.float32), 1e-7, 1.0)
-    g = tf.one_hot(y, tf.shape(p)[-1])
+    g = tf.one_hot(y, p.shape[-1])
     ce = -tf.reduce_mean(tf.reduce_sum(g * tf.math.log(p), -1))
-    inter = tf.reduce_sum(p[..., 1] * g[..., 1])
-    dice = (2.0 * inter + 1.0) / (tf.reduce_sum(p[..., 1]) + tf.reduce_sum(g[..., 1]) + 1.0)
-    return ce + 1.0 - dice
+    inter = tf.reduce_sum(p[..., 1:] * g[..., 1:], [0, 1, 2])
+    dice = (2.0 * inter + 1.0) / (tf.reduce_sum(p[..., 1:], [0, 1, 2]) + tf.reduce_sum(g[..., 1:], [0, 1, 2]) + 1.0)
+    return ce + 1.0 - tf.reduce_mean(dice)
 
 
 def d4(img: np.ndarray, lab: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -93,12 +96,12 @@ def window_starts(length: int, size: int, stride: int) -> list[int]:
 
 
 def train_and_predict(image: np.ndarray, truth: np.ndarray, cols: tuple[int, int], budget_s: float, seed: int = 0,
-                      size: int = 128, batch: int = 8, lr: float = 1e-3) -> dict:
+                      size: int = 128, batch: int = 8, lr: float = 1e-3, classes: int = 2) -> dict:
     """Train on the columns ``cols`` = ``[c0, c1)`` of the scene for ``budget_s`` seconds and predict the scene.
 
     Args:
         image: the scene, ``(H, W, C)`` (any numeric dtype).
-        truth: class indices ``(H, W)``, 0 = background, 1 = foreground.
+        truth: class indices ``(H, W)``, 0 = background, 1..classes-1 = foreground classes.
         cols: the training columns, in pixels.
         budget_s: wall-clock seconds of training (the model build and first step included).
 
@@ -116,7 +119,7 @@ def train_and_predict(image: np.ndarray, truth: np.ndarray, cols: tuple[int, int
     std = area.reshape(-1, area.shape[-1]).std(0) + 1e-6
     x_all = (image.astype(np.float32) - mean) / std
     h = image.shape[0]
-    model = small_unet(image.shape[-1])
+    model = small_unet(image.shape[-1], classes)
     model.compile(optimizer=keras.optimizers.Adam(lr), loss=ce_fg_dice, jit_compile=False)
     steps = 0
     while time.perf_counter() - t0 < budget_s:
@@ -130,7 +133,7 @@ def train_and_predict(image: np.ndarray, truth: np.ndarray, cols: tuple[int, int
         model.train_on_batch(xb, yb)
         steps += 1
     train_s = time.perf_counter() - t0
-    acc = np.zeros(truth.shape + (2,), np.float64)
+    acc = np.zeros(truth.shape + (classes,), np.float64)
     hits = np.zeros(truth.shape, np.float64)
     tiles = [(r, c) for r in window_starts(h, size, size // 2) for c in window_starts(image.shape[1], size, size // 2)]
     for k in range(0, len(tiles), 16):
@@ -147,7 +150,6 @@ def main(argv: list[str] | None = None) -> int:
     import math
 
     import rasterio
-
     from bench_accuracy import SN4_LABELS, SN4_SCENE, scores, truth_raster
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])

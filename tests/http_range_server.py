@@ -1,8 +1,8 @@
 """A tiny HTTP server with byte-range support on 127.0.0.1, for GDAL /vsicurl/ tests.
 
 Serves one folder read-only; answers ``Range: bytes=a-b`` with 206 Partial Content, as COG
-readers expect. Runs in a daemon thread and stops when the ``with`` block ends (or after
-``max_seconds``, whichever comes first); it listens on 127.0.0.1 only.
+readers expect. A threaded server in a child process that stops when the ``with`` block ends
+(or after ``max_seconds``, whichever comes first); it listens on 127.0.0.1 only.
 """
 
 from __future__ import annotations
@@ -12,6 +12,9 @@ import functools
 import http.server
 import os
 import re
+import subprocess
+import sys
+import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -68,22 +71,47 @@ class RangeHandler(http.server.SimpleHTTPRequestHandler):
             remaining -= len(chunk)
 
 
-@contextlib.contextmanager
-def serve_folder(folder: str | os.PathLike, max_seconds: float = 300) -> Iterator[tuple[str, list[str]]]:
-    """Serve ``folder`` on ``http://127.0.0.1:<free port>``; yield (base URL, request log)."""
-    log: list[str] = []
-    handler = functools.partial(type("Handler", (RangeHandler,), {"requests": log}), directory=str(folder))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+def _serve(folder: str, log_path: str, max_seconds: float) -> None:
+    """The child process: serve ``folder`` on a free port (printed on stdout), log requests, stop by itself."""
+    log = open(log_path, "a", buffering=1)  # one line per request, flushed
+    base = type("Handler", (RangeHandler,), {"requests": _Log(log)})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(base, directory=folder))
     server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    timer = threading.Timer(max_seconds, server.shutdown)  # bounded even if a test hangs
+    timer = threading.Timer(max_seconds, server.shutdown)  # bounded even if the parent dies
     timer.daemon = True
     timer.start()
+    print(server.server_address[1], flush=True)
+    server.serve_forever(poll_interval=0.05)
+    server.server_close()
+
+
+class _Log:
+    def __init__(self, f):
+        self.f = f
+
+    def append(self, line: str) -> None:
+        self.f.write(line + "\n")
+
+
+@contextlib.contextmanager
+def serve_folder(folder: str | os.PathLike, max_seconds: float = 300) -> Iterator[tuple[str, Path]]:
+    """Serve ``folder`` on ``http://127.0.0.1:<free port>``; yield (base URL, request log file).
+
+    The server runs in a child process: GDAL holds the GIL while it opens a dataset, so a
+    server thread of the reading process would never answer.
+    """
+    log = Path(tempfile.mkdtemp(prefix="geoseg-http-")) / "requests.log"
+    log.touch()
+    proc = subprocess.Popen([sys.executable, __file__, str(folder), str(log), str(max_seconds)],
+                            stdout=subprocess.PIPE, text=True)
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", log
+        port = int(proc.stdout.readline())
+        yield f"http://127.0.0.1:{port}", log
     finally:
-        timer.cancel()
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+        proc.terminate()
+        proc.wait(timeout=10)
+        proc.stdout.close()
+
+
+if __name__ == "__main__":
+    _serve(sys.argv[1], sys.argv[2], float(sys.argv[3]))

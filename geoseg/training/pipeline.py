@@ -49,12 +49,14 @@ def index_stream(n: int, seed: int = 0, rare_mask: np.ndarray | None = None, bal
 def make_tf_dataset(source: PatchReader | PatchArrays, normalization: dict | None, nodata: float | None,
                     batch_size: int, *, training: bool, augment: bool = True, scale_crop: bool = False,
                     seed: int = 0, image_dtype: str | np.dtype | None = None,
-                    rare_mask: np.ndarray | None = None, balance: float = 0.0):
+                    rare_mask: np.ndarray | None = None, balance: float = 0.0, start: int = 0):
     """A ``tf.data.Dataset`` of ``(x (B, H, W, C) float32, y (B, H, W) uint8)``.
 
     Training datasets draw from :func:`index_stream` (seeded shuffling, or balanced with
     ``rare_mask`` and ``balance``), repeat forever (use ``steps_per_epoch``) and augment;
-    validation datasets are one ordered pass.
+    validation datasets are one ordered pass. ``start`` (training, a multiple of ``batch_size``)
+    begins the stream at that draw, with the augmentation seeds it has there: the dataset then
+    equals an unshifted one after ``start`` draws (``--resume`` continues the data exactly).
     """
     import tensorflow as tf
 
@@ -76,10 +78,10 @@ def make_tf_dataset(source: PatchReader | PatchArrays, normalization: dict | Non
     # Per patch: read and move pixels (raw dtype: cheap). Per batch: normalize and jitter,
     # vectorized over the batch, which costs far less than per-patch float work.
     augmenting = training and augment
-    ds = index_stream(n, seed, rare_mask, balance) if training else tf.data.Dataset.range(n)
+    ds = index_stream(n, seed, rare_mask, balance).skip(start) if training else tf.data.Dataset.range(n)
     if augmenting:
         # Stateless seeds (seed, element counter) make the augmentation stream reproducible.
-        seeds = tf.data.Dataset.counter().map(lambda k: tf.stack([tf.cast(seed, tf.int64), k]))
+        seeds = tf.data.Dataset.counter(start).map(lambda k: tf.stack([tf.cast(seed, tf.int64), k]))
 
         def load_geo(i, s):
             img, lab = load(i)
@@ -91,7 +93,8 @@ def make_tf_dataset(source: PatchReader | PatchArrays, normalization: dict | Non
         ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE)
     ds = ds.batch(batch_size)
     if augmenting:
-        batch_seeds = tf.data.Dataset.counter().map(lambda k: tf.stack([tf.cast(seed, tf.int64) + 7919, k]))
+        batch_seeds = tf.data.Dataset.counter(start // batch_size).map(
+            lambda k: tf.stack([tf.cast(seed, tf.int64) + 7919, k]))
         ds = tf.data.Dataset.zip((ds, batch_seeds)).map(lambda xy, s: (jitter(norm_fn(xy[0]), s), xy[1]),
                                                         num_parallel_calls=tf.data.AUTOTUNE)
     else:

@@ -99,6 +99,8 @@ def _corpus(d: Path, bundle_dir: Path) -> SimpleNamespace:
     c["pred"] = c["labels"]  # a class raster standing for a prediction
     c["scene_cut"] = _cut_cog(c["scene"], d / "scene_cut.tif")
     c["labels_cut"] = _cut_cog(c["labels"], d / "labels_cut.tif")
+    # one band: no alpha-band probe reads it up front, so tiling fails in the middle of writing patches
+    c["scene1_cut"] = _cut_cog(write_raster(d / "scene1.tif", _scene_data(bands=1), nodata=0), d / "scene1_cut.tif")
     c["garbage"] = d / "garbage.tif"
     c["garbage"].write_bytes(b"II*\x00 this is not a TIFF, only its first bytes")
     c["labels_float"] = write_raster(d / "labels_float.tif", _class_data().astype(np.float32) + 0.5)

@@ -23,6 +23,7 @@ CASES = [
     ("tile-missing-scene", "tile {absent} --out {out}", 1, "no such file"),
     ("tile-not-a-raster", "tile {garbage} --out {out}", 1, "not a readable raster"),
     ("tile-cut-scene", "tile {scene_cut} --size 16 --out {out}", 1, "scene_cut.tif: cannot read"),
+    ("tile-cut-scene-mid-run", "tile {scene1_cut} --size 16 --out {out}", 1, "cannot read window col 0, row 32"),
     ("tile-cut-labels", "tile {scene} --labels {labels_cut} --size 16 --out {out}", 1, "cannot read window"),
     ("tile-float-labels", "tile {scene} --labels {labels_float} --size 32 --out {out}", 1, "0.5 (256 px)"),
     ("tile-negative-labels", "tile {scene} --labels {labels_negative} --size 32 --out {out}", 1, "-3 (256 px)"),
