@@ -15,6 +15,7 @@ COMMANDS = {
     "evaluate": ("geoseg.cli.evaluate", "compare predictions with labels: confusion matrix, IoU, F1, kappa"),
     "vectorize": ("geoseg.cli.vectorize", "turn a label raster into polygons"),
     "labels": ("geoseg.cli.labels", "convert color-coded labels to class indices and back"),
+    "quicklook": ("geoseg.cli.quicklook", "draw scene, ground truth and prediction in a PNG with a class legend"),
     "export": ("geoseg.cli.export", "export a bundle as ONNX (QGIS Deepness), TensorFlow SavedModel or STAC MLM item"),
     "pipeline": ("geoseg.apps.pipeline", "run a YAML pipeline (sample -> tile -> train -> predict -> evaluate)"),
 }

@@ -1,6 +1,7 @@
 """``python -m geoseg.train DATASET_DIR --out BUNDLE_DIR [options]``: train a model, write a bundle.
 
 Options and YAML keys (``--config``) share names with :class:`geoseg.training.TrainConfig` fields.
+``--resume`` continues a run exactly (see :mod:`geoseg.training.resume`) and refuses changed options.
 """
 
 from __future__ import annotations
@@ -65,6 +66,9 @@ def build_parser() -> CommandParser:
                    help="read patches once into an .npy memmap shard per split")
     t.add_argument("--tensorboard", action=argparse.BooleanOptionalAction, default=d("tensorboard"),
                    help="TensorBoard logs in OUT/logs")
+    t.add_argument("--debug-samples", type=int, default=d("debug_samples"), metavar="N",
+                   help="per epoch, write OUT/debug/epoch_NNN.png: N of the epoch's training samples as fed "
+                        "(bands 1-3, label, the model's prediction); 0 = off")
     return p
 
 

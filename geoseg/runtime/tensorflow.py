@@ -55,8 +55,8 @@ def import_tensorflow(verbose: bool | None = None) -> ModuleType:
 
     Sets ``TF_CPP_MIN_LOG_LEVEL=3`` (only when unset) so TensorFlow's later C++ lines stay off too
     (e.g. "oneDNN supports DT_UINT8 only on platforms with AVX-512", logged as an error at the
-    first training step although nothing failed; real failures still raise Python exceptions), and lowers the ``absl`` and ``tensorflow`` Python loggers to ERROR when
-    nobody has configured them.
+    first training step although nothing failed; real failures still raise Python exceptions),
+    and lowers the ``absl`` and ``tensorflow`` Python loggers to ERROR when nobody has configured them.
     """
     global _imported
     with _lock:

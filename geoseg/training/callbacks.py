@@ -1,14 +1,19 @@
-"""Training callbacks: checkpoints + resume state + early stopping, and the training-curve PNG.
+"""Training callbacks: checkpoints + resume state + early stopping, the history files, the curve PNG.
 
-Checkpoint folder ``OUT/checkpoints/``:
+Checkpoint folder ``OUT/checkpoints/``, one consistent snapshot per epoch:
 
-- ``last.weights.h5`` and ``last.optimizer.npz`` (optimizer variables in order, including the
-  iteration counter that drives the LR schedule), rewritten at the end of every epoch;
-- ``best.weights.h5``, rewritten when the monitored value improves;
-- ``state.json`` ``{"epoch", "best", "best_epoch", "wait", "smoothed", "best_smoothed", "monitor",
-  "stopped_early", "history"}``,
-  written last, so it only ever points at complete weight files (each file is renamed into
-  place when complete). ``--resume`` reads it and continues at ``epoch``.
+- ``last-<epoch>.weights.h5`` (``<epoch>`` = 4 digits, 1-based): the weights after that epoch;
+- ``last-<epoch>.optimizer.npz``: the optimizer variables in order (``arr_<i>``, including the
+  iteration counter that drives the LR schedule) and the random-seed states of the model's
+  layers (``seed_<i>``, e.g. dropout), so that a resumed run draws the same numbers;
+- ``best-<epoch>.weights.h5``: the weights of the best ``monitor`` value so far;
+- ``state.json`` ``{"epoch", "files", "best", "best_epoch", "wait", "smoothed", "best_smoothed",
+  "monitor", "stopped_early", "planned_epochs", "seconds", "parameters", "history"}``.
+
+Every file is written under a temporary name and renamed when complete; ``state.json`` is written
+last and names (``files``) the weight and optimizer files it goes with, and only then are the
+older snapshots deleted. A run killed at any point therefore leaves a ``state.json`` whose files
+are complete and belong together; ``--resume`` reads it and continues after ``epoch``.
 
 Early stopping on a small validation set must not end a run that is still improving: one lucky
 epoch early on would otherwise start the patience clock, and the epoch-to-epoch noise of a few
@@ -17,13 +22,20 @@ without a new best of the *smoothed* monitor (exponential moving average, weight
 :data:`SMOOTHING` on the newest epoch), and stopping is not allowed before
 :data:`MIN_FRACTION` of the planned epochs (the LR schedule does most of its work in its second
 half). The best checkpoint still follows the raw monitor value.
+
+History files ``OUT/history.csv`` and ``OUT/history.json`` (:class:`HistoryFiles`): one row per
+epoch, ``epoch`` 0-based (Keras' ``CSVLogger`` convention) then the epoch logs by name; both are
+rewritten from the state's history, so they always agree with it and with each other.
 """
 
 from __future__ import annotations
 
+import contextlib
+import csv
 import json
 import math
 import os
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -31,10 +43,10 @@ from typing import Any
 import keras
 import numpy as np
 
-STATE_FILE = "state.json"
-LAST_WEIGHTS = "last.weights.h5"
-LAST_OPTIMIZER = "last.optimizer.npz"
-BEST_WEIGHTS = "best.weights.h5"
+from geoseg.training.resume import STATE_FILE, read_state
+
+#: Names of the per-epoch snapshot files (``{epoch:04d}``), pruned when no longer named by the state.
+_SNAPSHOT_PREFIXES = ("last-", "best-")
 
 #: Weight of the newest epoch in the smoothed monitor used for early stopping.
 SMOOTHING = 0.3
@@ -42,9 +54,22 @@ SMOOTHING = 0.3
 MIN_FRACTION = 0.5
 
 
+def last_weights_name(epoch: int) -> str:
+    return f"last-{epoch:04d}.weights.h5"
+
+
+def last_optimizer_name(epoch: int) -> str:
+    return f"last-{epoch:04d}.optimizer.npz"
+
+
+def best_weights_name(epoch: int) -> str:
+    return f"best-{epoch:04d}.weights.h5"
+
+
 def _tmp_name(final: Path) -> Path:
-    # Keras insists on the ".weights.h5" ending, so the marker goes in front of the name.
-    return final.with_name(f".tmp-{uuid.uuid4().hex[:8]}-{final.name}")
+    # Keras insists on the ".weights.h5" ending, so the marker goes in front of the name (in the form
+    # geoseg.io.atomic.is_temp_name knows, so that remove_stale_temps clears what a killed run left).
+    return final.with_name(f".tmp-{uuid.uuid4().hex[:8]}.{final.name}")
 
 
 def _replace(tmp: Path, final: Path) -> None:
@@ -60,37 +85,68 @@ def save_weights_atomic(model, path: Path) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def save_optimizer_state(optimizer, path: Path) -> None:
+def write_text_atomic(path: Path, text: str) -> None:
     tmp = _tmp_name(path)
     try:
-        np.savez(tmp, *[np.asarray(v) for v in optimizer.variables])
+        tmp.write_text(text)
+        _replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def seed_states(model) -> list[Any]:
+    """The model's random-seed variables (``SeedGenerator`` states of dropout and the like), in order.
+
+    ``save_weights`` leaves them out; without them a resumed run would draw other dropout masks.
+    """
+    weights = {id(v) for v in model.weights}
+    return [v for v in model.variables if id(v) not in weights]
+
+
+def save_optimizer_state(optimizer, path: Path, model=None) -> None:
+    """Write the optimizer variables (and ``model``'s seed states) to ``path`` (``.npz``) atomically."""
+    tmp = _tmp_name(path)
+    seeds = {f"seed_{i}": np.asarray(v) for i, v in enumerate(seed_states(model) if model is not None else [])}
+    try:
+        with tmp.open("wb") as fh:
+            np.savez(fh, *[np.asarray(v) for v in optimizer.variables], **seeds)
         _replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
 
 
 def load_optimizer_state(optimizer, model, path: Path) -> None:
-    """Assign saved optimizer variables (building the optimizer's slots first).
+    """Assign saved optimizer variables (building the optimizer's slots first) and seed states.
 
     Raises:
-        ValueError: the saved state has another layout than this optimizer (other options).
+        ValueError: the saved state has another layout than this optimizer or model (other options).
     """
     optimizer.build(model.trainable_variables)
     with np.load(path) as saved:
-        values = [saved[f"arr_{i}"] for i in range(len(saved.files))]
+        values = [saved[f"arr_{i}"] for i in range(sum(k.startswith("arr_") for k in saved.files))]
+        seeds = [saved[f"seed_{i}"] for i in range(sum(k.startswith("seed_") for k in saved.files))]
     if len(values) != len(optimizer.variables) or any(
             tuple(v.shape) != tuple(s.shape) for v, s in zip(optimizer.variables, values)):
         raise ValueError(f"{path} holds {len(values)} optimizer variables, "
                          f"the optimizer has {len(optimizer.variables)}")
+    targets = seed_states(model)
+    if seeds and (len(seeds) != len(targets) or any(
+            tuple(v.shape) != tuple(s.shape) for v, s in zip(targets, seeds))):
+        raise ValueError(f"{path} holds {len(seeds)} random-seed states, the model has {len(targets)}")
     for var, value in zip(optimizer.variables, values):
+        var.assign(value)
+    for var, value in zip(targets, seeds):
         var.assign(value)
 
 
-def read_state(folder: Path) -> dict[str, Any] | None:
-    f = folder / STATE_FILE
-    if not f.exists():
-        return None
-    return json.loads(f.read_text())
+def prune_checkpoints(folder: Path, keep: dict[str, Any] | None) -> None:
+    """Delete snapshot files the state does not name (older epochs, or a killed epoch's) and temporary files."""
+    names = set((keep or {}).values())
+    for p in Path(folder).glob("*"):
+        stale_snapshot = p.name.startswith(_SNAPSHOT_PREFIXES) and p.name not in names
+        if p.is_file() and (stale_snapshot or p.name.startswith(".tmp-")):
+            with contextlib.suppress(FileNotFoundError):
+                p.unlink()
 
 
 def _jsonable(v: Any) -> Any:
@@ -113,11 +169,15 @@ class CheckpointState(keras.callbacks.Callback):
             budget updates :attr:`planned_epochs` once it has timed the first epochs.
         smoothing: weight of the newest epoch in the smoothed monitor (1 = no smoothing).
         min_fraction: see :data:`MIN_FRACTION`.
+        parameters: the run's result-deciding options, recorded for ``--resume`` to compare.
+        started: ``time.perf_counter()`` at which the run began, less the seconds of the runs it
+            continues (``seconds`` in the state = training time of the whole run so far).
     """
 
     def __init__(self, folder: Path, monitor: str = "val_miou", patience: int = 0,
                  state: dict[str, Any] | None = None, planned_epochs: int | None = None,
-                 smoothing: float = SMOOTHING, min_fraction: float = MIN_FRACTION):
+                 smoothing: float = SMOOTHING, min_fraction: float = MIN_FRACTION, *,
+                 parameters: dict[str, Any] | None = None, started: float | None = None):
         super().__init__()
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -126,8 +186,11 @@ class CheckpointState(keras.callbacks.Callback):
         self.patience = int(patience)
         self.planned_epochs = planned_epochs
         self.smoothing, self.min_fraction = float(smoothing), float(min_fraction)
+        self.parameters = parameters
+        self.started = time.perf_counter() if started is None else float(started)
         state = state or {}
         self.epoch = int(state.get("epoch", 0))
+        self.files: dict[str, Any] = dict(state.get("files") or {})
         self.best = state.get("best")
         self.best_epoch = state.get("best_epoch")
         self.wait = int(state.get("wait", 0))
@@ -135,6 +198,12 @@ class CheckpointState(keras.callbacks.Callback):
         self.best_smoothed = state.get("best_smoothed")
         self.stopped_early = bool(state.get("stopped_early", False))
         self.history: list[dict[str, Any]] = list(state.get("history", []))
+
+    @property
+    def best_weights(self) -> Path | None:
+        """The best checkpoint's weight file, None before the first."""
+        name = self.files.get("best_weights")
+        return self.folder / name if name and (self.folder / name).exists() else None
 
     def _better(self, value: float | None, than: float | None) -> bool:
         if value is None or math.isnan(value):
@@ -163,9 +232,12 @@ class CheckpointState(keras.callbacks.Callback):
         if value is None:
             raise KeyError(f"monitor {self.monitor!r} not in the epoch logs: {', '.join(sorted(logs))}")
         value = float(value)
+        done = epoch + 1
+        files = dict(self.files)
         if self._improved(value):
-            self.best, self.best_epoch = value, epoch + 1
-            save_weights_atomic(self.model, self.folder / BEST_WEIGHTS)
+            self.best, self.best_epoch = value, done
+            files["best_weights"] = best_weights_name(done)
+            save_weights_atomic(self.model, self.folder / files["best_weights"])
         if not math.isnan(value):
             self.smoothed = value if self.smoothed is None else (
                 self.smoothing * value + (1.0 - self.smoothing) * self.smoothed)
@@ -173,22 +245,69 @@ class CheckpointState(keras.callbacks.Callback):
             self.best_smoothed, self.wait = self.smoothed, 0
         else:
             self.wait += 1
-        save_weights_atomic(self.model, self.folder / LAST_WEIGHTS)
-        save_optimizer_state(self.model.optimizer, self.folder / LAST_OPTIMIZER)
-        self.epoch = epoch + 1
-        self.history.append({"epoch": epoch + 1, **{k: _jsonable(v) for k, v in logs.items()}})
-        if self.may_stop(epoch + 1):
+        files["last_weights"], files["last_optimizer"] = last_weights_name(done), last_optimizer_name(done)
+        save_weights_atomic(self.model, self.folder / files["last_weights"])
+        save_optimizer_state(self.model.optimizer, self.folder / files["last_optimizer"], self.model)
+        self.epoch, self.files = done, files
+        self.history.append({"epoch": done, **{k: _jsonable(v) for k, v in logs.items()}})
+        if self.may_stop(done):
             self.stopped_early = True
             self.model.stop_training = True
         self.write_state()
+        prune_checkpoints(self.folder, self.files)
 
     def write_state(self) -> None:
-        state = {"epoch": self.epoch, "best": self.best, "best_epoch": self.best_epoch, "wait": self.wait,
-                 "smoothed": self.smoothed, "best_smoothed": self.best_smoothed, "monitor": self.monitor,
-                 "stopped_early": self.stopped_early, "history": self.history}
-        tmp = _tmp_name(self.folder / STATE_FILE)
-        tmp.write_text(json.dumps(state, indent=1) + "\n")
-        _replace(tmp, self.folder / STATE_FILE)
+        state = {"epoch": self.epoch, "files": self.files, "best": self.best, "best_epoch": self.best_epoch,
+                 "wait": self.wait, "smoothed": self.smoothed, "best_smoothed": self.best_smoothed,
+                 "monitor": self.monitor, "stopped_early": self.stopped_early,
+                 "planned_epochs": self.planned_epochs,
+                 "seconds": round(time.perf_counter() - self.started, 3),
+                 "parameters": self.parameters, "history": self.history}
+        write_text_atomic(self.folder / STATE_FILE, json.dumps(state, indent=1) + "\n")
+
+
+def history_rows(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows of ``history.csv`` / ``history.json``: ``epoch`` 0-based, then the logs sorted by name."""
+    rows = []
+    for h in history:
+        rest = {k: h[k] for k in sorted(h) if k != "epoch"}
+        rows.append({"epoch": int(h["epoch"]) - 1, **rest})
+    return rows
+
+
+def write_history(history: list[dict[str, Any]], csv_path: Path, json_path: Path) -> None:
+    """Write the history as CSV (missing or NaN values: ``nan``) and as JSON (a list of rows; NaN: null)."""
+    rows = history_rows(history)
+    keys: list[str] = []
+    for row in rows:
+        keys += [k for k in row if k not in keys]
+    tmp = _tmp_name(Path(csv_path))
+    try:
+        with tmp.open("w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(keys)
+            for row in rows:
+                w.writerow(["nan" if row.get(k) is None else row[k] for k in keys])
+        _replace(tmp, Path(csv_path))
+    finally:
+        tmp.unlink(missing_ok=True)
+    write_text_atomic(Path(json_path), json.dumps(rows, indent=1) + "\n")
+
+
+class HistoryFiles(keras.callbacks.Callback):
+    """Rewrites ``history.csv`` and ``history.json`` from ``state.history`` after every epoch (put it
+    after :class:`CheckpointState`)."""
+
+    def __init__(self, state: CheckpointState, csv_path: Path, json_path: Path):
+        super().__init__()
+        self.state, self.csv_path, self.json_path = state, Path(csv_path), Path(json_path)
+
+    def write(self) -> None:
+        if self.state.history:
+            write_history(self.state.history, self.csv_path, self.json_path)
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        self.write()
 
 
 class TrainingCurves(keras.callbacks.Callback):
@@ -230,3 +349,8 @@ def plot_curves(history: list[dict[str, Any]], path: Path) -> None:
         _replace(tmp, Path(path))
     finally:
         tmp.unlink(missing_ok=True)
+
+
+__all__ = ["STATE_FILE", "CheckpointState", "HistoryFiles", "TrainingCurves", "load_optimizer_state",
+           "plot_curves", "prune_checkpoints", "read_state", "save_optimizer_state", "save_weights_atomic",
+           "write_history"]

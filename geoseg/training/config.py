@@ -66,6 +66,8 @@ class TrainConfig:
         steps_per_epoch: batches per epoch; default one pass over the training patches.
         cache: read patches once into an ``.npy`` memmap shard per split (reused on rerun).
         tensorboard: write TensorBoard logs under ``OUT/logs``.
+        debug_samples: per epoch, write ``OUT/debug/epoch_<epoch>.png`` showing this many of the
+            epoch's training samples as fed (image, label, prediction); 0 = off.
         overwrite: replace an existing bundle.
         resume: continue from ``OUT/checkpoints`` (weights, optimizer state, epoch).
         quiet: no progress bars.
@@ -103,6 +105,7 @@ class TrainConfig:
     steps_per_epoch: int | None = None
     cache: bool = True
     tensorboard: bool = True
+    debug_samples: int = 0
     overwrite: bool = False
     resume: bool = False
     quiet: bool = False
@@ -186,6 +189,9 @@ class TrainConfig:
             raise InvalidParameterError(f"--early-stopping-patience must be >= 0, found {self.early_stopping_patience}")
         self.early_stopping_patience = int(self.early_stopping_patience)
         self.seed = int(self.seed)
+        if int(self.debug_samples) < 0:
+            raise InvalidParameterError(f"--debug-samples must be >= 0, found {self.debug_samples}")
+        self.debug_samples = int(self.debug_samples)
         # Validate the loss expression now so that a typo fails before TensorFlow is imported.
         parse_loss_terms(self.loss)
 

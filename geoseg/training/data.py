@@ -185,6 +185,68 @@ def normalization_for(info: DatasetInfo, method: str) -> dict | None:
                            f"needed by --normalization {method}") from None
 
 
+def _header(path: Path) -> tuple[tuple[int, ...], np.dtype]:
+    """(shape, dtype) of a patch file from its header only: ``(C, H, W)`` for a GeoTIFF, the array's for ``.npy``.
+
+    Raises:
+        OSError, ValueError: missing or unreadable file (rasterio's errors are ``OSError`` subclasses).
+    """
+    if path.suffix == ".npy":
+        with path.open("rb") as fh:
+            version = np.lib.format.read_magic(fh)
+            read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            shape, _, dtype = read(fh)
+        return tuple(shape), np.dtype(dtype)
+    import rasterio
+
+    with rasterio.open(path) as ds:
+        return (ds.count, ds.height, ds.width), np.dtype(ds.dtypes[0])
+
+
+def _patch_problem(info: DatasetInfo, rel: str, label: bool) -> str | None:
+    path = info.root / rel
+    if not path.is_file():
+        return f"patch file missing: {path}"
+    try:
+        shape, dtype = _header(path)
+    except (OSError, ValueError) as exc:
+        return f"patch file unreadable: {path} ({str(exc).splitlines()[0][:160] or type(exc).__name__})"
+    size = info.tile_size
+    if label:
+        ok = shape in ((size, size), (1, size, size)) and dtype.kind in "ui"
+        want = f"1 band of {size}x{size} px, integer class values"
+    else:
+        bands = len(info.bands) or (shape[0] if len(shape) == 3 else 1)
+        expected = info.meta.get("dtype")
+        ok = (shape == (bands, size, size) or (bands == 1 and shape == (size, size))) and (
+            expected is None or dtype == np.dtype(expected))
+        want = f"{bands} band(s) of {size}x{size} px, {expected or 'any type'}"
+    if ok:
+        return None
+    found = f"{shape[0] if len(shape) == 3 else 1} band(s) of {shape[-1]}x{shape[-2]} px, {dtype}"
+    return f"patch file does not match dataset.json: {path} (expected {want}, found {found})"
+
+
+def check_patch_files(info: DatasetInfo, rows: list[dict], workers: int | None = None) -> None:
+    """Check every image and label patch of ``rows`` before training starts: present, opens, and its
+    band count, size (``tile_size``) and image dtype are those of ``dataset.json``.
+
+    Reads headers only (GeoTIFF tags, the ``.npy`` header), not pixels, so it takes about a
+    millisecond per file.
+
+    Raises:
+        DatasetError: naming the first bad file (and how many more there are).
+    """
+    jobs = [(r[key], key == "label") for r in rows for key in ("image", "label") if r.get(key)]
+    with ThreadPoolExecutor(max_workers=workers or min(8, os.cpu_count() or 1)) as pool:
+        problems = [p for p in pool.map(lambda job: _patch_problem(info, *job), jobs) if p]
+    if problems:
+        for p in problems[1:]:
+            log.debug("%s", p)
+        more = f" (and {len(problems) - 1} more bad patch file(s); -v lists them)" if len(problems) > 1 else ""
+        raise DatasetError(f"{problems[0]}, listed in {info.root / 'index.csv'}{more}")
+
+
 def _read_array(path: Path) -> tuple[np.ndarray, float | None]:
     """(data (C, H, W) or (H, W), nodata) of a GeoTIFF or ``.npy`` patch."""
     if not path.exists():

@@ -1,10 +1,13 @@
 """``fit(config)``: dataset folder -> trained model -> bundle.
 
-Steps: validate the dataset and the output folder (before TensorFlow is imported), seed, pick
-the strategy (MirroredStrategy over several GPUs) and precision (mixed float16 on GPU when
-asked), open the splits (cached memmaps), build and compile the model, optionally restore the
-last checkpoint (``--resume``), train with checkpoints / early stopping / TensorBoard / CSV /
-curves, restore the best weights, score the validation split and write the bundle.
+Steps: take the output folder's lock (one run per folder), validate the output folder and the
+dataset (every patch file's header) and, with ``--resume``, that the options are those of the
+checkpoint (all before TensorFlow is imported), seed, pick the strategy (MirroredStrategy over
+several GPUs) and precision (mixed float16 on GPU when asked), open the splits (cached memmaps),
+build and compile the model, optionally restore the last checkpoint (``--resume``, exact: see
+:mod:`geoseg.training.resume`), train with checkpoints / early stopping / TensorBoard / history
+files / curves / debug samples, restore the best weights, score the validation split and write
+the bundle.
 """
 
 from __future__ import annotations
@@ -27,22 +30,28 @@ from geoseg.errors import (
     ModelConfigError,
     OutputExistsError,
 )
+from geoseg.io.atomic import LOCK_FILE, check_writable, remove_stale_temps
 from geoseg.io.bundle import META_FILE, save_bundle
+from geoseg.io.lock import output_lock
 from geoseg.training.build import ModelFn, build_model, fast_batchnorm, make_optimizer, resolve_class_weights
 from geoseg.training.config import TrainConfig
 from geoseg.training.data import (
     DatasetInfo,
+    check_patch_files,
     class_counts,
     load_dataset,
     normalization_for,
     open_split,
     split_rows,
 )
+from geoseg.training.resume import resume_state, run_parameters
 
 log = logging.getLogger(__name__)
 
 CHECKPOINTS = "checkpoints"
 HISTORY_CSV = "history.csv"
+HISTORY_JSON = "history.json"
+DEBUG = "debug"
 CURVES_PNG = "training_curves.png"
 LOGS = "logs"
 #: ``model.fit``'s epoch cap under ``--time-budget`` (the budget callback ends the run).
@@ -90,7 +99,7 @@ def check_output_free(cfg: TrainConfig) -> Path:
     out = Path(cfg.out)
     if out.exists() and not out.is_dir():
         raise OutputExistsError(f"output exists and is a file, not a bundle folder: {out}")
-    if out.is_dir() and any(out.iterdir()) and not (cfg.overwrite or cfg.resume):
+    if out.is_dir() and any(p.name != LOCK_FILE for p in out.iterdir()) and not (cfg.overwrite or cfg.resume):
         what = "a bundle" if (out / META_FILE).exists() else "files"
         raise OutputExistsError(f"output folder already holds {what}: {out} (use --overwrite to replace it "
                                 "or --resume to continue)")
@@ -114,10 +123,11 @@ def prepare_output(cfg: TrainConfig) -> Path:
     except OSError as exc:
         raise InvalidParameterError(f"--out {out} is not writable ({exc.strerror or exc})") from None
     if cfg.overwrite and not cfg.resume:
-        for name in (CHECKPOINTS, LOGS):
+        for name in (CHECKPOINTS, LOGS, DEBUG):
             shutil.rmtree(out / name, ignore_errors=True)
-        for name in (HISTORY_CSV, CURVES_PNG):
+        for name in (HISTORY_CSV, HISTORY_JSON, CURVES_PNG):
             (out / name).unlink(missing_ok=True)
+    remove_stale_temps(out)  # what a killed run was writing (this run holds the folder's lock)
     return out
 
 
@@ -132,12 +142,24 @@ def fit(config: TrainConfig | dict, *, model_fn: ModelFn | None = None,
 
     Raises:
         GeoSegError: any user error (dataset, options, output folder, weights).
+        OutputLockedError: another run is writing into ``config.out``.
     """
     cfg = config if isinstance(config, TrainConfig) else TrainConfig.from_dict(config)
     t0 = time.perf_counter()
+    if not cfg.out:
+        raise InvalidParameterError("--out BUNDLE_DIR is required")
+    check_writable(cfg.out)
+    # One run per bundle folder: a second one stops at once, naming this one.
+    with output_lock(cfg.out, "geoseg train"):
+        return _locked_fit(cfg, model_fn, callbacks, t0)
+
+
+def _locked_fit(cfg: TrainConfig, model_fn: ModelFn | None, callbacks: Sequence[Any], t0: float) -> TrainResult:
     check_output_free(cfg)  # the commonest rerun mistake first, before reading the dataset
     info = load_dataset(cfg.dataset)
     train_rows, val_rows = split_rows(info, cfg.val_from, cfg.val_fraction)
+    check_patch_files(info, train_rows + val_rows)  # a missing or broken patch now, not mid-epoch
+    state = resume_state(cfg, info, Path(cfg.out) / CHECKPOINTS)
     out = prepare_output(cfg)
 
     import keras
@@ -158,25 +180,23 @@ def fit(config: TrainConfig | dict, *, model_fn: ModelFn | None = None,
     if mixed:
         keras.mixed_precision.set_global_policy("mixed_float16")
     try:
-        return _fit(cfg, info, train_rows, val_rows, out, model_fn, callbacks, gpus, t0)
+        return _fit(cfg, info, train_rows, val_rows, out, model_fn, callbacks, gpus, t0, state)
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)
 
 
 def _fit(cfg: TrainConfig, info: DatasetInfo, train_rows, val_rows, out: Path, model_fn, extra_callbacks,
-         gpus, t0: float) -> TrainResult:
+         gpus, t0: float, state: dict[str, Any] | None) -> TrainResult:
     import keras
     import tensorflow as tf
 
     from geoseg.training.budget import TimeBudget
     from geoseg.training.callbacks import (
-        BEST_WEIGHTS,
-        LAST_OPTIMIZER,
-        LAST_WEIGHTS,
         CheckpointState,
+        HistoryFiles,
         TrainingCurves,
         load_optimizer_state,
-        read_state,
+        prune_checkpoints,
     )
     from geoseg.training.losses import SegmentationLoss
     from geoseg.training.metrics import segmentation_metrics
@@ -198,15 +218,22 @@ def _fit(cfg: TrainConfig, info: DatasetInfo, train_rows, val_rows, out: Path, m
         counts = np.asarray(info.meta.get("class_counts", {}).get("train") or np.zeros(info.num_classes))
     rare = rare_classes(counts)
     rare_mask = patches_with(train_rows, rare, getattr(train_src, "labels", None)) if cfg.balance else None
-    train_ds = make_tf_dataset(train_src, norm, nodata, cfg.batch_size, training=True, augment=cfg.augment,
-                               scale_crop=cfg.scale_crop, seed=cfg.seed, rare_mask=rare_mask, balance=cfg.balance)
-    val_ds = make_tf_dataset(val_src, norm, nodata, cfg.batch_size, training=False)
     steps = cfg.steps_per_epoch or math.ceil(len(train_src) / cfg.batch_size)
+    initial_epoch = int(state["epoch"]) if state else 0
+
+    def train_stream(epoch: int):
+        """The training batches from the start of ``epoch`` (0-based) on, as an uninterrupted run has them."""
+        return make_tf_dataset(train_src, norm, nodata, cfg.batch_size, training=True, augment=cfg.augment,
+                               scale_crop=cfg.scale_crop, seed=cfg.seed, rare_mask=rare_mask, balance=cfg.balance,
+                               start=epoch * steps * cfg.batch_size)
+
+    train_ds = train_stream(initial_epoch)
+    val_ds = make_tf_dataset(val_src, norm, nodata, cfg.batch_size, training=False)
 
     strategy = tf.distribute.MirroredStrategy() if len(gpus) > 1 else tf.distribute.get_strategy()
     with strategy.scope():
         model, model_record = build_model(cfg, info.num_classes, input_shape, model_fn)
-        if not cfg.weights and not cfg.resume:
+        if not cfg.weights:  # a resumed run too: the momentum is not in the checkpoint
             fast_batchnorm(model)
         out_channels = int(model.output_shape[-1])
         scored = 2 if out_channels == 1 else out_channels
@@ -221,29 +248,39 @@ def _fit(cfg: TrainConfig, info: DatasetInfo, train_rows, val_rows, out: Path, m
         model.compile(optimizer=optimizer, loss=loss, metrics=metrics, jit_compile=False)
 
     ckpt = out / CHECKPOINTS
-    state = read_state(ckpt) if cfg.resume else None
     if state:
+        files = state["files"]
         try:
             model.optimizer.build(model.trainable_variables)  # so the weights file's optimizer part loads quietly
-            model.load_weights(ckpt / LAST_WEIGHTS)
-            load_optimizer_state(model.optimizer, model, ckpt / LAST_OPTIMIZER)
-        except (OSError, ValueError) as exc:
+            model.load_weights(ckpt / files["last_weights"])
+            load_optimizer_state(model.optimizer, model, ckpt / files["last_optimizer"])
+        except (OSError, ValueError, KeyError) as exc:
             raise BundleError(f"cannot resume from {ckpt}: {str(exc).splitlines()[0][:200]} "
-                              "(were the options changed? use --overwrite to start again)") from None
-    initial_epoch = int(state["epoch"]) if state else 0
+                              "(use --overwrite to start again)") from None
+        prune_checkpoints(ckpt, files)  # the files of an epoch that was cut short
     budgeted = cfg.time_budget is not None
     done = bool(state and (state.get("stopped_early") or (not budgeted and initial_epoch >= cfg.epochs)))
+    # A resumed run's clock includes the training time before the interruption.
+    started = t0 - float(state.get("seconds") or 0.0) if state else t0
+    planned = state.get("planned_epochs") if state and budgeted else None
 
     ck = CheckpointState(ckpt, cfg.monitor, cfg.early_stopping_patience, state,
-                         planned_epochs=None if budgeted else cfg.epochs)
+                         planned_epochs=planned if budgeted else cfg.epochs,
+                         parameters=run_parameters(cfg, info), started=started)
     budget = None
     if budgeted:
         def on_plan(planned: int) -> None:
             ck.planned_epochs = planned
 
-        budget = TimeBudget(cfg.time_budget, t0, steps, schedule, initial_epoch, on_plan=on_plan)
-    cbs = [ck, keras.callbacks.CSVLogger(str(out / HISTORY_CSV), append=bool(state)),
-           TrainingCurves(ck, out / CURVES_PNG)]
+        budget = TimeBudget(cfg.time_budget, started, steps, schedule, initial_epoch, on_plan=on_plan)
+        if planned:  # continue the interrupted run's plan: the LR schedule keeps its length
+            budget.planned = int(planned)
+            schedule.set_total_steps(int(planned) * steps)
+    history = HistoryFiles(ck, out / HISTORY_CSV, out / HISTORY_JSON)
+    history.write()  # in step with the checkpoint it continues from
+    cbs = [ck, history, TrainingCurves(ck, out / CURVES_PNG)]
+    if cfg.debug_samples:
+        cbs.append(_debug_callback(cfg, info, out / DEBUG, train_stream))
     if cfg.tensorboard and _has_tensorboard():
         cbs.append(keras.callbacks.TensorBoard(log_dir=str(out / LOGS), write_graph=False, profile_batch=0))
     if budget is not None:  # after the epoch-end writers, so that it times them too
@@ -255,8 +292,8 @@ def _fit(cfg: TrainConfig, info: DatasetInfo, train_rows, val_rows, out: Path, m
                   steps_per_epoch=steps, callbacks=cbs, shuffle=False,  # the dataset shuffles itself
                   verbose=0 if cfg.quiet else "auto")
     log.info("training ended after %.1f s (%s epochs)", time.perf_counter() - t0, ck.epoch)
-    if (ckpt / BEST_WEIGHTS).exists():
-        model.load_weights(ckpt / BEST_WEIGHTS)
+    if ck.best_weights is not None:
+        model.load_weights(ck.best_weights)
     # The best epoch was validated with exactly these weights: reuse its scores (no second pass,
     # which a time budget would have to reserve) unless its row is missing.
     best_row = next((h for h in ck.history if h.get("epoch") == ck.best_epoch and "val_loss" in h), None)
@@ -282,7 +319,7 @@ def _fit(cfg: TrainConfig, info: DatasetInfo, train_rows, val_rows, out: Path, m
         "planned_epochs": budget.planned if budget else cfg.epochs, "steps_per_epoch": steps,
         "train_patches": len(train_src),
         "val_patches": len(val_src), "class_weights": class_weights, "seconds": round(seconds, 1),
-        "history": HISTORY_CSV, "curves": CURVES_PNG,
+        "history": HISTORY_CSV, "history_json": HISTORY_JSON, "curves": CURVES_PNG,
     }
     save_bundle(bundle_model, out, info.classes, info.tile_size, norm, overwrite=True,
                 model={"name": cfg.model if model_fn is None else model.name, "arguments": model_record},
@@ -305,6 +342,23 @@ def input_stats(info: DatasetInfo) -> dict[str, Any] | None:
     out = {"dtype": info.meta["dtype"], "min": stats["min"], "max": stats["max"]}
     out.update({k: stats[k] for k in ("p2", "p98") if stats.get(k) is not None})
     return out
+
+
+def _debug_callback(cfg: TrainConfig, info: DatasetInfo, folder: Path, train_stream):
+    """The ``--debug-samples`` callback: the first samples of each epoch, rebuilt from a second copy of
+    the seeded training stream (the one the model trains on is not touched)."""
+    from geoseg.training.debug import DebugSamples
+
+    n = cfg.debug_samples
+
+    def fed(epoch: int) -> tuple[np.ndarray, np.ndarray]:
+        xs, ys = [], []
+        for x, y in train_stream(epoch).take(math.ceil(n / cfg.batch_size)):
+            xs.append(x.numpy())
+            ys.append(y.numpy())
+        return np.concatenate(xs)[:n], np.concatenate(ys)[:n]
+
+    return DebugSamples(folder, fed, info.classes, cfg.ignore_index)
 
 
 def _has_tensorboard() -> bool:

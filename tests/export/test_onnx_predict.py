@@ -107,3 +107,15 @@ def test_foreign_onnx_file_is_refused(tmp_path, unet_onnx, capsys, make_raster):
     scene = make_raster("s.tif", bands=4)
     assert predict_main(["--model", str(tmp_path / "foreign.onnx"), str(scene), "--out", str(tmp_path / "o")]) == 1
     assert capsys.readouterr().err.startswith("error: ")
+
+
+@pytest.mark.slow
+def test_predict_onnx_on_dask_workers_equals_one_process(unet_onnx, make_raster, tmp_path):
+    from geoseg.inference import predict_scenes
+
+    scene = _scene(make_raster)
+    one = predict_scenes(unet_onnx, [scene], tmp_path / "one", progress=False, prob_dtype="float32")[0]
+    two = predict_scenes(unet_onnx, [scene], tmp_path / "two", workers=2, strip_rows=32, progress=False,
+                         prob_dtype="float32")[0]
+    for a, b in ((one.prob, two.prob), (one.label, two.label)):
+        assert np.array_equal(_read(a)[0], _read(b)[0], equal_nan=True)

@@ -80,7 +80,7 @@ def test_cog_outputs_have_overviews_and_the_cog_layout(softmax_bundle, make_rast
     with rasterio.open(res.prob) as ds:
         assert ds.scales == pytest.approx((1 / 255,) * 3)
     assert not _cog_header_ok(plain.label)
-    assert sorted(p.name for p in (tmp_path / "cog").iterdir() if not p.name.startswith(".")) == [
+    assert sorted(p.name for p in (tmp_path / "cog").iterdir() if p.suffix == ".tif") == [
         "scene_label.tif", "scene_prob.tif"]  # (.geoseg_predict.json: the run parameters, for --resume)
 
 

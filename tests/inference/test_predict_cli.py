@@ -23,8 +23,11 @@ def _read(path):
 
 
 def _listing(folder: Path) -> list[str]:
-    """Outputs in ``folder`` (not the hidden run record ``.geoseg_predict.json``)."""
-    return sorted(p.name for p in folder.iterdir() if not p.name.startswith(".")) if folder.exists() else []
+    """Raster outputs in ``folder`` (not the hidden run record ``.geoseg_predict.json``, nor the QGIS/GDAL
+    side-cars ``.qml`` and ``.aux.xml``: tests/inference/test_qgis_outputs.py checks those)."""
+    if not folder.exists():
+        return []
+    return sorted(p.name for p in folder.iterdir() if not p.name.startswith(".") and p.suffix not in (".qml", ".xml"))
 
 
 def test_cli_writes_label_and_prob_for_each_scene(softmax_bundle_dir, make_raster, tmp_path, capsys):

@@ -65,7 +65,8 @@ def test_run_ends_within_budget_with_a_valid_bundle(tiny_dataset, model_fn, tmp_
     history = json.loads((out / "checkpoints" / "state.json").read_text())["history"]
     assert len(history) == train["epochs"]
     assert history[-1]["lr"] < 0.5 * 0.01, [h["lr"] for h in history]
-    assert (out / "history.csv").exists() and (out / "checkpoints" / "best.weights.h5").exists()
+    best = json.loads((out / "checkpoints" / "state.json").read_text())["files"]["best_weights"]
+    assert (out / "history.csv").exists() and (out / "checkpoints" / best).exists()
     # The bundle reloads and predicts from the best checkpoint.
     bundle = load_bundle(out)
     info = load_dataset(ds)

@@ -34,8 +34,9 @@ def test_fit_writes_bundle_that_reloads_identically(tiny_dataset, model_fn, tmp_
     ds = tiny_dataset()
     res = fit(_cfg(ds, tmp_path / "b1"), model_fn=model_fn)
     out = res.bundle
-    for name in ("model.keras", "geoseg.json", "history.csv", "training_curves.png",
-                 "checkpoints/best.weights.h5", "checkpoints/last.weights.h5", "checkpoints/state.json"):
+    for name in ("model.keras", "geoseg.json", "history.csv", "history.json", "training_curves.png",
+                 "checkpoints/best-0002.weights.h5", "checkpoints/last-0002.weights.h5",
+                 "checkpoints/last-0002.optimizer.npz", "checkpoints/state.json"):
         assert (out / name).exists(), name
     assert any((out / "logs").rglob("*tfevents*"))
     assert (out / "training_curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
