@@ -17,6 +17,7 @@ from rasterio.errors import CRSError
 from geoseg.errors import CRSMismatchError, InputNotFoundError, VectorLabelError
 from geoseg.io.atomic import atomic_output
 from geoseg.io.raster import crs_name
+from geoseg.io.remote import as_path
 
 DRIVERS = {".gpkg": "GPKG", ".geojson": "GeoJSON", ".json": "GeoJSON", ".shp": "ESRI Shapefile",
            ".fgb": "FlatGeobuf"}
@@ -50,8 +51,8 @@ def read_vector(path: str | os.PathLike, columns: list[str] | None = None, layer
     import pyogrio
     import pyogrio.errors
 
-    p = Path(path)
-    if not p.exists():
+    p = as_path(path)  # local files are checked here; GDAL names and URLs by opening them
+    if isinstance(p, Path) and not p.exists():
         raise InputNotFoundError(f"no such vector file: {p}")
     try:
         info = pyogrio.read_info(p, layer=layer)
@@ -102,8 +103,8 @@ def read_header(path: str | os.PathLike, layer: str | int | None = None) -> Vect
     import pyogrio
     import pyogrio.errors
 
-    p = Path(path)
-    if not p.exists():
+    p = as_path(path)  # local files are checked here; GDAL names and URLs by opening them
+    if isinstance(p, Path) and not p.exists():
         raise InputNotFoundError(f"no such vector file: {p}")
     try:
         info = pyogrio.read_info(p, layer=layer, force_total_bounds=True)

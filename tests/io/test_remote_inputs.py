@@ -99,6 +99,28 @@ def test_tiling_a_remote_scene_equals_tiling_the_local_file(tmp_path):
     assert doc["scenes"][0]["path"].startswith("/vsicurl/http://127.0.0.1:")
 
 
+def test_remote_vector_labels_tile_like_local_ones(tmp_path):
+    import shapely
+
+    from geoseg.io.vector import write_vector
+
+    data = np.random.default_rng(4).integers(1, 255, (3, 120, 140), dtype=np.uint8)
+    scene = tmp_path / "scene.tif"
+    _cog(scene, data)
+    served = tmp_path / "served"
+    served.mkdir()
+    x0, y0 = T.c, T.f
+    polys = [shapely.box(x0 + 100, y0 - 600, x0 + 500, y0 - 200), shapely.box(x0 + 700, y0 - 1100, x0 + 1200, y0 - 700)]
+    write_vector(served / "labels.gpkg", polys, {"class_id": np.array([1, 2])}, crs=UTM)
+    args = ["--label-field", "class_id", "--size", "64", "--stride", "48", "--quiet"]
+    local_labels = str(served / "labels.gpkg")
+    assert tile_main([str(scene), "--labels", local_labels, "--out", str(tmp_path / "local"), *args]) == 0
+    with serve_folder(served) as (url, _):
+        assert tile_main([str(scene), "--labels", f"{url}/labels.gpkg", "--out", str(tmp_path / "remote"), *args]) == 0
+    local, remote = _dataset_files(tmp_path / "local"), _dataset_files(tmp_path / "remote")
+    assert len(local) > 10 and local == remote
+
+
 # -- STAC ---------------------------------------------------------------------------------------
 
 def _stac_item(folder, href_base=None):
