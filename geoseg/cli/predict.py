@@ -28,7 +28,9 @@ def build_parser() -> CommandParser:
         prog="geoseg predict",
         description="Predict whole scenes with a model bundle into georeferenced label and probability rasters.",
     )
-    p.add_argument("scenes", nargs="+", metavar="SCENE", help="scene rasters (files, folders or globs)")
+    p.add_argument("scenes", nargs="*", metavar="SCENE",
+                   help="scene rasters (files, folders or globs) or video files (.mp4, .avi, .mov, ...: "
+                        "predicted frame by frame into OUT/<stem>_overlay.mp4; extra 'video')")
     p.add_argument("--assets", type=parse_assets, metavar="red,green,blue,nir",
                    help="STAC item scenes (JSON): assets stacked as bands, by asset key or eo:bands common name")
     p.add_argument("--model", metavar="BUNDLE_DIR", help="model bundle folder (model.keras + geoseg.json), or a "
@@ -50,29 +52,48 @@ def build_parser() -> CommandParser:
                    help="binary (one sigmoid output) models: label = 1 where p >= P (default 0.5)")
     p.add_argument("--allow-input-mismatch", action="store_true",
                    help="predict scenes whose dtype or value range differs from the training data (warn only)")
+    g = p.add_argument_group("video (extra 'video': pip install 'geoseg[video]')")
+    g.add_argument("--camera", type=int, metavar="N",
+                   help="predict camera N (ffmpeg capture device <videoN>) into OUT/cameraN_overlay.mp4")
+    g.add_argument("--label-video", action="store_true", help="also write OUT/<stem>_label.mp4 (class colours)")
+    g.add_argument("--alpha", type=float, default=0.5, metavar="A",
+                   help="weight of the class colour in the overlay video (default 0.5)")
+    g.add_argument("--max-frames", type=int, metavar="N", help="stop after N frames (a camera otherwise runs "
+                   "until it stops or Ctrl-C)")
     add_common_options(p, out=True, workers=True, resume=True)
     return p
 
 
 def run(args: argparse.Namespace) -> int:
+    from geoseg.errors import UsageError
     from geoseg.inference import predict_scenes
+    from geoseg.inference.api import predict_videos
     from geoseg.io.atomic import check_writable
     from geoseg.io.bundle import load_bundle
     from geoseg.io.raster import expand_inputs
     from geoseg.io.stac import resolve_stac_items
+    from geoseg.io.video import is_video
 
     require(args.model, "--model BUNDLE_DIR")
     require(args.out, "--out DIR")
     check_writable(args.out)  # before the bundle and the scenes are read
+    items = list(args.scenes or [])
+    camera = getattr(args, "camera", None)
+    if not items and camera is None:
+        raise UsageError("give SCENE files or --camera N")
     bundle = load_bundle(args.model, load_model=False)
-    scenes = expand_inputs(resolve_stac_items(args.scenes, args.assets))
-    results = predict_scenes(
-        bundle, scenes, args.out, workers=args.workers, scheduler=args.scheduler,
-        mode=args.mode, stride=args.stride, blend=args.blend, batch_size=args.batch_size, tta=args.tta,
-        prob_dtype=args.prob_dtype, write_prob=not args.no_prob, cog=args.cog, compress=args.compress,
-        overwrite=args.overwrite, resume=args.resume, progress=not args.quiet, threshold=args.threshold,
-        allow_input_mismatch=args.allow_input_mismatch,
-    )
+    options = dict(mode=args.mode, stride=args.stride, blend=args.blend, batch_size=args.batch_size, tta=args.tta,
+                   prob_dtype=args.prob_dtype, write_prob=not args.no_prob, cog=args.cog, compress=args.compress,
+                   overwrite=args.overwrite, resume=args.resume, progress=not args.quiet, threshold=args.threshold,
+                   allow_input_mismatch=args.allow_input_mismatch)
+    videos: list = [s for s in items if is_video(s)] + ([camera] if camera is not None else [])
+    results = predict_videos(bundle, videos, args.out, label_video=args.label_video, alpha=args.alpha,
+                             max_frames=args.max_frames, **options) if videos else []
+    rasters = [s for s in items if not is_video(s)]
+    if rasters:
+        scenes = expand_inputs(resolve_stac_items(rasters, args.assets))
+        results += predict_scenes(bundle, scenes, args.out, workers=args.workers, scheduler=args.scheduler,
+                                  **options)
     for res in results:
         if res.skipped:
             log.info("kept existing outputs of %s (--resume)", res.scene)

@@ -11,8 +11,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from geoseg.cli.common import CommandParser, add_common_options, make_main
-from geoseg.errors import InvalidParameterError
+from geoseg.cli.common import CommandParser, add_common_options, make_main, require
+from geoseg.errors import InvalidParameterError, UsageError
 from geoseg.io.bands import parse_band_spec
 
 
@@ -54,16 +54,18 @@ def build_parser() -> CommandParser:
 
 def run(args: argparse.Namespace) -> int:
     from geoseg.apps.quicklook import quicklook
-    from geoseg.io.atomic import check_output
+    from geoseg.io.atomic import check_output, check_writable
 
-    if not args.out:
-        raise InvalidParameterError("--out PNG is required")
+    require(args.out, "--out PNG")
+    if not (args.scene or args.labels or args.pred):
+        raise UsageError("give a SCENE, --labels or --pred to draw")
     out = Path(args.out)
     if out.suffix.lower() != ".png":
         raise InvalidParameterError(f"--out {out}: expected a .png file")
     if args.max_side < 16:
         raise InvalidParameterError(f"--max-side must be >= 16 px, got {args.max_side}")
     check_output(out, overwrite=args.overwrite)
+    check_writable(out, folder=False)
     png = quicklook(args.scene, args.labels, args.pred, out, classes=args.classes, max_side=args.max_side,
                     bands=args.bands, stretch=tuple(args.stretch))
     if not args.quiet:

@@ -63,9 +63,11 @@ def build_parser() -> CommandParser:
                    help="bands to keep: 1-based numbers or names (band descriptions, then colour "
                         "interpretation); default all but alpha bands")
     g.add_argument("--val-fraction", type=float, default=0.2, help="share of windows for validation (default 0.2)")
-    g.add_argument("--split", choices=("random", "spatial"), default="random",
+    g.add_argument("--split", choices=("random", "spatial", "lists"), default=None,
                    help="random windows, or one spatial block per scene (grid chosen from the scene size, "
-                        "--size and --val-fraction) without train/val overlap")
+                        "--size and --val-fraction) without train/val overlap, or 'lists': whole photos by a "
+                        "VOC root's ImageSets/Segmentation/train.txt|val.txt (default: lists for such a root, "
+                        "else random)")
     g.add_argument("--block-size", type=int, metavar="PX",
                    help="spatial split: draw square blocks of this side in pixels instead of the automatic grid")
     g.add_argument("--val-scenes", metavar="PATTERN",
@@ -91,19 +93,44 @@ def config_from_args(args: argparse.Namespace):
     scenes = resolve_stac_items(scenes, getattr(args, "assets", None))
     labels = args.labels if isinstance(args.labels, list) else [args.labels]
     bands = parse_band_spec(args.bands)
+    split, classes, palette = _voc_defaults(scenes, args)
     cfg = TileConfig(
         scenes=tuple(map(str, scenes)), out=str(args.out), labels=tuple(map(str, labels or [])), mode=args.mode,
-        size=args.size, stride=args.stride, count=args.count, seed=args.seed, classes=args.classes,
-        palette=args.palette, label_field=args.label_field, burn_value=args.burn_value, aoi=args.aoi,
+        size=args.size, stride=args.stride, count=args.count, seed=args.seed, classes=classes,
+        palette=palette, label_field=args.label_field, burn_value=args.burn_value, aoi=args.aoi,
         ignore_value=args.ignore_value, labels_crs=args.labels_crs,
         max_nodata=args.max_nodata, min_labeled=args.min_labeled, bands=tuple(bands) if bands else None,
-        val_fraction=args.val_fraction, split=args.split, block_size=args.block_size, pad=args.pad,
+        val_fraction=args.val_fraction, split=split, block_size=args.block_size, pad=args.pad,
         val_scenes=args.val_scenes, balance=args.balance,
         allow_gaps=args.allow_gaps, format=args.format, compress=args.compress, workers=args.workers,
         scheduler=args.scheduler, batch_size=args.batch_size, overwrite=args.overwrite, resume=args.resume,
         quiet=args.quiet)
     validate_config(cfg)
     return cfg
+
+
+def _voc_defaults(scenes: list, args: argparse.Namespace) -> tuple[str, str | None, str | None]:
+    """``(split, classes, palette)``: a single VOC root (geoseg.io.voc) defaults to its split lists
+    (when present), the VOC classes and, for RGB label PNGs, the VOC palette; otherwise the options."""
+    import logging
+
+    from geoseg.io.voc import is_voc_root, read_voc
+
+    split, classes, palette = args.split, args.classes, args.palette
+    if len(scenes) != 1 or not is_voc_root(scenes[0]) or args.labels:
+        return split or "random", classes, palette
+    voc = read_voc(scenes[0])
+    if split is None:
+        split = "lists" if voc.has_lists else "random"
+    if classes is None and palette is None:
+        from geoseg.io.photos import read_image
+
+        classes = "voc"
+        if read_image(voc.labels[0]).shape[0] >= 3:  # colour-coded labels, not paletted indices
+            classes, palette = None, "voc"
+    logging.getLogger("geoseg.tiling").info("VOC root %s: --split %s, --classes %s, --palette %s",
+                                            scenes[0], split, classes, palette)
+    return split, classes, palette
 
 
 def run(args: argparse.Namespace) -> int:

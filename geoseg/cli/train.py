@@ -53,6 +53,10 @@ def build_parser() -> CommandParser:
     t.add_argument("--val-from", choices=("train",), default=None,
                    help="hold out a spatial block of the training patches when the dataset has no val split")
     t.add_argument("--val-fraction", type=float, default=d("val_fraction"))
+    t.add_argument("--train-list", metavar="FILE", default=None,
+                   help="patch ids (one a line, e.g. DATASET/train.txt) that are the training patches")
+    t.add_argument("--val-list", metavar="FILE", default=None,
+                   help="patch ids (one a line, e.g. DATASET/val.txt) that are the validation patches")
     t.add_argument("--early-stopping-patience", type=int, default=d("early_stopping_patience"),
                    help="epochs without a new best of the smoothed monitor, counted after half the planned "
                         "epochs; 0 = off")

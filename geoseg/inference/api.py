@@ -25,6 +25,7 @@ from geoseg.io.lock import output_lock
 from geoseg.io.photos import is_photo, photo_notice
 from geoseg.io.raster import open_scene
 from geoseg.io.run_record import check_same_parameters, read_record, write_record
+from geoseg.io.video import is_video
 
 log = logging.getLogger("geoseg.predict")
 
@@ -83,6 +84,10 @@ def predict_scenes(bundle_or_path: Bundle | str | os.PathLike, scenes: Sequence[
     """
     check_writable(out_dir)
     bundle = as_bundle(bundle_or_path)
+    if any(is_video(s) for s in scenes):  # video files: frame by frame (geoseg.inference.video)
+        rest = [s for s in scenes if not is_video(s)]
+        done = predict_videos(bundle, [s for s in scenes if is_video(s)], out_dir, **options)
+        return done + (predict_scenes(bundle, rest, out_dir, workers, scheduler, **options) if rest else [])
     opts = PredictOptions(**options).resolved(bundle)
     if int(workers) < 1:
         raise InvalidParameterError(f"--workers must be >= 1, got {workers}")
@@ -99,6 +104,25 @@ def predict_scenes(bundle_or_path: Bundle | str | os.PathLike, scenes: Sequence[
             if not _holds_outputs(out):  # nothing finished: leave the folder as it was found
                 (out / PARAMS_FILE).unlink(missing_ok=True)
             raise
+
+
+def predict_videos(bundle_or_path: Bundle | str | os.PathLike, sources: Sequence[str | os.PathLike | int],
+                   out_dir: str | os.PathLike, label_video: bool = False, alpha: float = 0.5,
+                   max_frames: int | None = None, **options) -> list[PredictionResult]:
+    """Predict video files or cameras (int index) frame by frame into ``OUT/<stem>_overlay.mp4``
+    (+ ``<stem>_label.mp4`` with ``label_video``); see :func:`geoseg.inference.video.predict_video`.
+
+    Raises:
+        GeoSegError: as :func:`geoseg.inference.video.predict_video`; OutputLockedError.
+    """
+    from geoseg.inference.video import predict_video
+
+    check_writable(out_dir)
+    bundle = as_bundle(bundle_or_path)
+    opts = PredictOptions(**options).resolved(bundle)
+    with output_lock(Path(out_dir), "geoseg predict"):
+        return [predict_video(bundle, source, out_dir, opts, label_video=label_video, alpha=alpha,
+                              max_frames=max_frames) for source in sources]
 
 
 def _predict_jobs(bundle: Bundle, jobs: list[SceneJob], opts: PredictOptions, workers: int,

@@ -32,6 +32,8 @@ FOOTPRINTS_FILE = "footprints.gpkg"
 JOURNAL_FILE = ".journal.jsonl"
 SPLIT_FILE = "split.gpkg"
 SPLITS = ("train", "val")
+#: Patch ids of each split, one per line (``geoseg train --train-list/--val-list`` reads them).
+LIST_FILES = {"train": "train.txt", "val": "val.txt"}
 
 BASE_COLUMNS = ("id", "scene", "split", "row_off", "col_off", "width", "height", "minx", "miny", "maxx", "maxy",
                 "crs", "nodata_fraction", "labeled_fraction", "image", "label")
@@ -66,6 +68,14 @@ def write_index(folder: str | os.PathLike, rows: Sequence[dict[str, Any]], num_c
             for row in rows:
                 w.writerow(_cells(row, num_classes))
     write_footprints(folder / FOOTPRINTS_FILE, rows, num_classes)
+
+
+def write_lists(folder: str | os.PathLike, rows: Sequence[dict[str, Any]]) -> list[Path]:
+    """Write ``train.txt`` and ``val.txt``: the ids of each split's patches, in index order (always both)."""
+    from geoseg.io.lists import write_id_list
+
+    return [write_id_list(Path(folder) / name, (r["id"] for r in rows if r["split"] == split))
+            for split, name in LIST_FILES.items()]
 
 
 def write_footprints(path: Path, rows: Sequence[dict[str, Any]], num_classes: int) -> None:

@@ -20,7 +20,10 @@ from geoseg.io.classes import ClassMap, load_palette
 from geoseg.io.label_source import VECTOR_SUFFIXES, Grid, LabelSource, is_vector
 from geoseg.io.label_values import AUTO
 from geoseg.io.labels import resolve_labels
+from geoseg.io.photos import is_photo, photo_notice
 from geoseg.io.raster import RASTER_SUFFIXES, SceneInfo, expand_inputs, open_scene
+from geoseg.io.voc import LABELS as VOC_LABELS
+from geoseg.io.voc import VocLayout, is_voc_root, read_voc
 from geoseg.io.windows import padded_shape, random_windows, stride_windows, window_bounds
 from geoseg.tiling.config import TileConfig, label_rules, parse_classes
 from geoseg.tiling.split import match_val_scenes, split_windows
@@ -110,8 +113,9 @@ def _aoi_filter(aoi_path: str, info: SceneInfo, windows: list[Window]) -> list[b
 
 def plan_scenes(cfg: TileConfig) -> tuple[list[ScenePlan], ClassMap | None, ClassMap | None, Counter]:
     """Open and validate every input and decide every window, id and split (no pixel read)."""
-    scenes = expand_inputs(cfg.scenes)
-    label_paths = pair_labels(cfg.scenes, cfg.labels, scenes)
+    scene_items, label_items, voc = voc_inputs(cfg)
+    scenes = expand_inputs(scene_items)
+    label_paths = pair_labels(scene_items, label_items, scenes)
     classes = parse_classes(cfg.classes)
     palette = load_palette(cfg.palette) if cfg.palette else None
     classes = _auto_classes(cfg, label_paths) if _is_auto(cfg.classes) else classes
@@ -121,7 +125,7 @@ def plan_scenes(cfg: TileConfig) -> tuple[list[ScenePlan], ClassMap | None, Clas
     dup = [s for s, n in stems.items() if n > 1]
     if dup:
         raise InvalidParameterError(f"scenes share a file name ({', '.join(dup)}); patch ids would collide")
-    held_out = match_val_scenes(cfg.val_scenes, scenes) if cfg.val_scenes else [None] * len(scenes)
+    held_out = _held_out(cfg, scenes, voc)
     plans: list[ScenePlan] = []
     dropped: Counter = Counter()
     first: SceneInfo | None = None
@@ -138,7 +142,7 @@ def plan_scenes(cfg: TileConfig) -> tuple[list[ScenePlan], ClassMap | None, Clas
         elif len(bands) != len(first_bands):
             raise BandCountError(f"scene {path} has {info.count} band(s) but {first.path} has {first.count}; "
                                  "select the same bands with --bands")
-        if not info.has_georeference:
+        if not info.has_georeference and not is_photo(info):  # photos: one notice below
             log.warning("scene %s has no CRS/geotransform: patches will carry pixel coordinates only", path)
         shape, wins = _windows_for(cfg, info, i)
         source = resolve_labels(lab, Grid.of(info, shape), rules, palette=palette,
@@ -155,7 +159,40 @@ def plan_scenes(cfg: TileConfig) -> tuple[list[ScenePlan], ClassMap | None, Clas
         dropped["split"] += splits.count(None)
         plans.append(ScenePlan(info=info, name=str(path), labels=source, shape=shape, windows=wins, ids=ids,
                                splits=splits, bands=tuple(bands)))
+    photo_notice([p.info for p in plans])
     return plans, classes, palette, dropped
+
+
+def voc_inputs(cfg: TileConfig) -> tuple[Sequence[str], Sequence[str], VocLayout | None]:
+    """Scene and label items of a run: a single VOC root (:mod:`geoseg.io.voc`) becomes its photos and
+    label PNGs; anything else is taken as given.
+
+    Raises:
+        InvalidParameterError: ``--labels`` given with a VOC root (it brings its own), or
+            ``--split lists`` without a VOC root holding split lists.
+    """
+    voc = read_voc(cfg.scenes[0]) if len(cfg.scenes) == 1 and is_voc_root(cfg.scenes[0]) else None
+    if voc is not None and cfg.labels:
+        raise InvalidParameterError(f"{cfg.scenes[0]} is a VOC root: its labels are {voc.root / VOC_LABELS}; "
+                                    "leave out --labels (or give the JPEGImages folder with --labels instead)")
+    if cfg.split == "lists" and (voc is None or not voc.has_lists):
+        raise InvalidParameterError(
+            "--split lists needs a VOC root with ImageSets/Segmentation/train.txt and val.txt, got "
+            + ", ".join(cfg.scenes[:3]))
+    if voc is None:
+        return cfg.scenes, cfg.labels, None
+    log.info("VOC root %s: %d photo(s) with labels%s", voc.root, len(voc.images),
+             " (split from ImageSets/Segmentation lists)" if cfg.split == "lists" else "")
+    return [str(p) for p in voc.images], [str(p) for p in voc.labels], voc
+
+
+def _held_out(cfg: TileConfig, scenes: Sequence[Path], voc: VocLayout | None) -> list[bool | None]:
+    """Per scene: True = validation, False = training, None = split by windows (``--split``)."""
+    if cfg.split == "lists" and voc is not None and voc.val is not None:
+        if cfg.val_scenes:
+            raise InvalidParameterError("give either --split lists or --val-scenes, not both")
+        return [p.stem in voc.val for p in scenes]
+    return list(match_val_scenes(cfg.val_scenes, scenes)) if cfg.val_scenes else [None] * len(scenes)
 
 
 def _is_auto(spec: str | None) -> bool:

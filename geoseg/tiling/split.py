@@ -39,7 +39,8 @@ from geoseg.errors import DatasetError, InvalidParameterError, SceneTooSmallErro
 
 log = logging.getLogger("geoseg.tiling")
 
-SPLITS = ("random", "spatial")
+#: ``lists``: whole images by the VOC split lists (decided in :func:`geoseg.tiling.plan.voc_inputs`).
+SPLITS = ("random", "spatial", "lists")
 
 #: Largest accepted gap between the requested and the planned validation share of a scene.
 SHARE_TOLERANCE = 0.1
@@ -64,6 +65,8 @@ def split_windows(windows: Sequence[Window], shape: tuple[int, int], split: str,
     """
     if held_out is not None:
         return ["val" if held_out else "train"] * len(windows)
+    if split == "lists":
+        raise InvalidParameterError(f"--split lists: scene {scene} is in no split list")
     if split == "spatial":
         if block is not None:
             return block_split(windows, shape[0], shape[1], block, fraction, seed, scene)

@@ -89,7 +89,7 @@ class TileResult:
         if drop:
             parts.append(f"windows skipped: {drop}")
         return "; ".join(parts) + f"; {self.num_classes} classes, {self.seconds:.1f} s -> {self.out} " \
-            f"(index.csv, footprints.gpkg, {index_mod.SPLIT_FILE}, dataset.json)."
+            f"(index.csv, train.txt, val.txt, footprints.gpkg, {index_mod.SPLIT_FILE}, dataset.json)."
 
 
 # --- running ----------------------------------------------------------------------------------
@@ -203,7 +203,8 @@ def _prepare_output(cfg: TileConfig, out: Path) -> list[dict[str, Any]]:
 
 
 #: Files of a dataset besides the patch folders and dataset.json.
-_INDEX_FILES = (index_mod.INDEX_FILE, index_mod.FOOTPRINTS_FILE, index_mod.SPLIT_FILE, index_mod.JOURNAL_FILE)
+_INDEX_FILES = (index_mod.INDEX_FILE, index_mod.FOOTPRINTS_FILE, index_mod.SPLIT_FILE, index_mod.JOURNAL_FILE,
+                *index_mod.LIST_FILES.values())
 
 
 def _remove_failed_run(out: Path, created: bool) -> None:
@@ -308,6 +309,7 @@ def _tile(cfg: TileConfig, plans: list[ScenePlan], classes: ClassMap | None, pal
     check_kept_split(rows, cfg.val_fraction > 0 or bool(cfg.val_scenes), cfg.val_fraction if auto_spatial else None,
                      dropped, out)
     index_mod.write_index(out, rows, num_classes)
+    index_mod.write_lists(out, rows)
     areas = split_areas(rows)
     index_mod.write_split_areas(out / index_mod.SPLIT_FILE, areas,
                                 {p.name: (p.info.transform, crs_text(p.info)) for p in plans})

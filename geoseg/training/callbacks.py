@@ -135,7 +135,7 @@ def load_optimizer_state(optimizer, model, path: Path) -> None:
         raise ValueError(f"{path} holds {len(seeds)} random-seed states, the model has {len(targets)}")
     for var, value in zip(optimizer.variables, values):
         var.assign(value)
-    for var, value in zip(targets, []):
+    for var, value in zip(targets, seeds):
         var.assign(value)
 
 

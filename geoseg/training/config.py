@@ -56,6 +56,8 @@ class TrainConfig:
         scale_crop: also random zoom-in crops (scale 1 to 1.5).
         val_from: ``None`` (use the ``val`` split) or ``train`` (spatial holdout from training patches).
         val_fraction: share of each scene's training columns held out with ``val_from=train``.
+        train_list, val_list: files of patch ids (one a line, e.g. ``DATASET/train.txt``) that are
+            exactly the training / validation patches (:mod:`geoseg.training.lists`).
         early_stopping_patience: epochs without improvement of the smoothed ``monitor`` before
             stopping, never before half of the planned epochs; 0 = off.
         balance: share of training draws taken from patches that hold a rare class (pixel share
@@ -97,6 +99,8 @@ class TrainConfig:
     scale_crop: bool = False
     val_from: str | None = None
     val_fraction: float = 0.2
+    train_list: str | None = None
+    val_list: str | None = None
     early_stopping_patience: int = 10
     balance: float = 0.0
     monitor: str = "val_miou"

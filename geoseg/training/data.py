@@ -109,19 +109,25 @@ def load_dataset(path: str | os.PathLike) -> DatasetInfo:
 
 
 def split_rows(info: DatasetInfo, val_from: str | None = None,
-               val_fraction: float = 0.2) -> tuple[list[dict], list[dict]]:
+               val_fraction: float = 0.2, train_list: str | None = None,
+               val_list: str | None = None) -> tuple[list[dict], list[dict]]:
     """Training and validation rows of the index.
 
     Args:
         val_from: None uses the ``val`` split; ``"train"`` holds out a spatial block of the
             training patches (see :func:`spatial_holdout`) and ignores any ``val`` rows.
         val_fraction: held-out share with ``val_from="train"``.
+        train_list, val_list: id list files deciding the splits (:mod:`geoseg.training.lists`).
 
     Raises:
-        DatasetError: no training patches, or no validation patches and no ``val_from``.
+        DatasetError: no training patches, or no validation patches and no ``val_from``; a list
+            names ids the index does not hold.
     """
-    train = [r for r in info.rows if r["split"] == "train" and r.get("label")]
-    val = [r for r in info.rows if r["split"] == "val" and r.get("label")]
+    from geoseg.training.lists import apply_id_lists
+
+    rows = apply_id_lists(info.rows, train_list, val_list, info.root / "index.csv")
+    train = [r for r in rows if r["split"] == "train" and r.get("label")]
+    val = [r for r in rows if r["split"] == "val" and r.get("label")]
     if not train:
         raise DatasetError(f"dataset has no training patches (split=train) in {info.root / 'index.csv'}")
     if val_from == "train":
@@ -210,7 +216,8 @@ def _patch_problem(info: DatasetInfo, rel: str, label: bool) -> str | None:
     try:
         shape, dtype = _header(path)
     except (OSError, ValueError) as exc:
-        return f"patch file unreadable: {path} ({str(exc).splitlines()[0][:160] or type(exc).__name__})"
+        why = (str(exc).splitlines() or [""])[0].replace(f"'{path}' ", "")[:160]
+        return f"patch file unreadable: {path} ({why or type(exc).__name__})"
     size = info.tile_size
     if label:
         ok = shape in ((size, size), (1, size, size)) and dtype.kind in "ui"

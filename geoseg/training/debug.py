@@ -11,7 +11,7 @@ one sample per row, three panels per row:
 3. the prediction of the model at the end of that epoch: each pixel in the colour of its class.
 
 Panels are the patch pixels enlarged by a whole factor (nearest neighbour: no blended colours),
-with a title line above and the class legend below. Layout in pixels: :class:`GridLayout`.
+with a title line above and the epoch and class legend below. Layout in pixels: :class:`GridLayout`.
 """
 
 from __future__ import annotations
@@ -30,12 +30,12 @@ from geoseg.io.classes import ClassMap
 
 DEBUG_DIR = "debug"
 #: Panels are enlarged to at least this many pixels a side.
-MIN_PANEL = 96
+MIN_PANEL = 128
 GAP = 4
 HEADER = 18
 LEGEND_LINE = 18
 BACKGROUND = 255
-PANELS = ("image (bands 1-3)", "label", "prediction")
+PANELS = ("image", "label", "prediction")
 
 
 def debug_png(folder: Path, epoch: int) -> Path:
@@ -112,11 +112,11 @@ def render_grid(images: np.ndarray, labels: np.ndarray, preds: np.ndarray, class
         preds: ``(N, H, W)`` predicted class indices.
         classes: names and colours.
         ignore_index: the "no label" value of ``labels``.
-        title: text added to the title line (e.g. the epoch).
+        title: text put before the class legend (e.g. the epoch).
     """
     n, h, w = labels.shape
     lut = color_lut(classes)
-    legend = _legend_items(classes)
+    legend = _legend_items(classes, title)
     width = GridLayout.of(n, h, w).width
     lines = _flow(legend, width)
     lay = GridLayout.of(n, h, w, legend_lines=len(lines))
@@ -130,9 +130,10 @@ def render_grid(images: np.ndarray, labels: np.ndarray, preds: np.ndarray, class
         for col, panel in enumerate((rgb[i], lab_rgb, lut[np.clip(preds[i], 0, 255)])):
             rs, cs = lay.panel(i, col)
             out[rs, cs] = np.repeat(np.repeat(panel, lay.scale, 0), lay.scale, 1)
-    for col, name in enumerate(PANELS):
-        text = f"{name} {title}".strip() if col == len(PANELS) - 1 else name
-        _paste(out, _text(text), 2, col * (lay.panel_w + GAP) + 2, right=(col + 1) * lay.panel_w + col * GAP)
+    names = dict(enumerate(PANELS))
+    names[0] = "image (bands 1-3)" if images.shape[-1] >= 3 else "image (band 1)"
+    for col, name in names.items():
+        _paste(out, _text(name), 2, col * (lay.panel_w + GAP) + 2, right=(col + 1) * lay.panel_w + col * GAP)
     top = HEADER + lay.grid_height + GAP
     for k, line in enumerate(lines):
         x = 2
@@ -154,8 +155,8 @@ def write_debug_png(path: Path, picture: np.ndarray) -> None:
         matplotlib.image.imsave(tmp, picture, format="png")
 
 
-def _legend_items(classes: ClassMap) -> list[tuple[np.ndarray, np.ndarray]]:
-    items = []
+def _legend_items(classes: ClassMap, title: str) -> list[tuple[np.ndarray, np.ndarray]]:
+    items = [(np.full((12, 0, 3), BACKGROUND, np.uint8), _text(title))] if title else []
     for c in classes.classes:
         swatch = np.zeros((12, 12, 3), np.uint8)
         swatch[1:-1, 1:-1] = c.color  # a dark frame keeps a white class visible
@@ -222,6 +223,6 @@ class DebugSamples(keras.callbacks.Callback):
         x, y = self.fed(epoch)
         probs = np.asarray(self.model(x, training=False))
         preds = (probs[..., 0] >= 0.5).astype(np.int64) if probs.shape[-1] == 1 else probs.argmax(-1)
-        picture = render_grid(x, y, preds, self.classes, self.ignore_index, title=f"(epoch {epoch + 1})")
+        picture = render_grid(x, y, preds, self.classes, self.ignore_index, title=f"epoch {epoch + 1}:")
         self.folder.mkdir(parents=True, exist_ok=True)
         write_debug_png(debug_png(self.folder, epoch + 1), picture)

@@ -127,7 +127,8 @@ def prepare_output(cfg: TrainConfig) -> Path:
             shutil.rmtree(out / name, ignore_errors=True)
         for name in (HISTORY_CSV, HISTORY_JSON, CURVES_PNG):
             (out / name).unlink(missing_ok=True)
-    remove_stale_temps(out)  # what a killed run was writing (this run holds the folder's lock)
+    for folder in (out, out / CHECKPOINTS, out / DEBUG):  # what a killed run was writing (we hold the lock)
+        remove_stale_temps(folder, recursive=False)
     return out
 
 
@@ -157,7 +158,7 @@ def fit(config: TrainConfig | dict, *, model_fn: ModelFn | None = None,
 def _locked_fit(cfg: TrainConfig, model_fn: ModelFn | None, callbacks: Sequence[Any], t0: float) -> TrainResult:
     check_output_free(cfg)  # the commonest rerun mistake first, before reading the dataset
     info = load_dataset(cfg.dataset)
-    train_rows, val_rows = split_rows(info, cfg.val_from, cfg.val_fraction)
+    train_rows, val_rows = split_rows(info, cfg.val_from, cfg.val_fraction, cfg.train_list, cfg.val_list)
     check_patch_files(info, train_rows + val_rows)  # a missing or broken patch now, not mid-epoch
     state = resume_state(cfg, info, Path(cfg.out) / CHECKPOINTS)
     out = prepare_output(cfg)

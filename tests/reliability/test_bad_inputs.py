@@ -152,6 +152,15 @@ CASES = [
     ("export-bad-resolution", "export {bundle} --resolution -1 --out {out}.onnx", 1, "--resolution must be > 0"),
     ("export-out-under-a-file", "export {bundle} --format stac --out {afile}/x.json", 1, "is a file, not a folder"),
     ("export-bad-format", "export {bundle} --format tflite --out {out}", 2, "invalid choice"),
+    # --- quicklook ---------------------------------------------------------------------------
+    ("quicklook-missing-scene", "quicklook {absent} --out {out}.png", 1, "no such file"),
+    ("quicklook-not-a-raster", "quicklook {garbage} --out {out}.png", 1, "not a readable raster"),
+    ("quicklook-no-out", "quicklook {scene}", 2, "--out PNG is required"),
+    ("quicklook-nothing-to-draw", "quicklook --out {out}.png", 2, "give a SCENE"),
+    ("quicklook-band-out-of-range", "quicklook {scene} --bands 9 --out {out}.png", 1, "band 9"),
+    ("quicklook-bad-stretch", "quicklook {scene} --stretch 5 --out {out}.png", 2, "expected two percentiles"),
+    ("quicklook-not-png", "quicklook {scene} --out {out}.jpg", 1, "expected a .png file"),
+    ("quicklook-out-under-a-file", "quicklook {scene} --out {afile}/x.png", 1, "is a file, not a folder"),
 ]
 
 

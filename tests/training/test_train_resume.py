@@ -17,7 +17,7 @@ from geoseg.training.callbacks import read_state
 
 #: U-Net with batch norm and dropout: the batch-norm momentum (not in the weights file) and the dropout
 #: seed state (not in the weights file either) must both come back on resume.
-UNET = {"model": "unet", "model_args": {"encoder_depth": 2, "encoder_filters": 4, "dropout": 0.3}}
+UNET = {"model": "unet", "model_args": {"encoder_depth": 2, "encoder_filters": 4, "dropout": 0.3, "batch_norm": True}}
 
 
 def _cfg(ds, out, **kw) -> TrainConfig:
