@@ -85,11 +85,9 @@ def run(args: argparse.Namespace) -> int:
     require(args.out, "--out BUNDLE_DIR")
     check_writable(args.out)  # before TensorFlow is imported
     cfg = config_from_args(args)
-    from geoseg.runtime.tensorflow import import_tensorflow
     from geoseg.training.loop import fit
 
-    import_tensorflow()  # quietly: no absl/oneDNN/CUDA start-up lines on stderr (-v keeps them)
-    result = fit(cfg)
+    result = fit(cfg)  # checks everything before it imports TensorFlow (quietly)
     if not cfg.quiet:
         m = result.metrics
         why = {"time_budget": "stopped at the time budget", "early_stopping": "stopped early"}.get(

@@ -163,8 +163,10 @@ def _locked_fit(cfg: TrainConfig, model_fn: ModelFn | None, callbacks: Sequence[
     state = resume_state(cfg, info, Path(cfg.out) / CHECKPOINTS)
     out = prepare_output(cfg)
 
+    from geoseg.runtime.tensorflow import import_tensorflow
+
+    tf = import_tensorflow()  # after every check: quietly (no absl/oneDNN/CUDA lines; -v keeps them)
     import keras
-    import tensorflow as tf
 
     gpus = tf.config.list_physical_devices("GPU")
     mixed = bool(cfg.mixed_precision and gpus)
@@ -202,6 +204,7 @@ def _fit(cfg: TrainConfig, info: DatasetInfo, train_rows, val_rows, out: Path, m
     from geoseg.training.losses import SegmentationLoss
     from geoseg.training.metrics import segmentation_metrics
     from geoseg.training.pipeline import make_tf_dataset
+    from geoseg.training.progress import EpochLines, use_epoch_lines
     from geoseg.training.sampling import patches_with, rare_classes
     from geoseg.training.schedules import make_schedule
 
@@ -287,11 +290,15 @@ def _fit(cfg: TrainConfig, info: DatasetInfo, train_rows, val_rows, out: Path, m
     if budget is not None:  # after the epoch-end writers, so that it times them too
         cbs.append(budget)
     cbs.extend(extra_callbacks)
+    keras_verbose: int | str = 0 if cfg.quiet else "auto"
+    if not cfg.quiet and use_epoch_lines(budgeted):  # no bar in a pipe, no "Epoch 1/1000000"
+        keras_verbose = 0
+        cbs.append(EpochLines((lambda: budget.planned) if budgeted else cfg.epochs))
     if not done:
         model.fit(train_ds, validation_data=val_ds, epochs=MAX_EPOCHS if budgeted else cfg.epochs,
                   initial_epoch=initial_epoch,
                   steps_per_epoch=steps, callbacks=cbs, shuffle=False,  # the dataset shuffles itself
-                  verbose=0 if cfg.quiet else "auto")
+                  verbose=keras_verbose)
     log.info("training ended after %.1f s (%s epochs)", time.perf_counter() - t0, ck.epoch)
     if ck.best_weights is not None:
         model.load_weights(ck.best_weights)
