@@ -76,8 +76,8 @@ def test_scene_only_band_choice_and_stretch(make_raster, tmp_path, capsys):
     assert "1 or 3 bands" in capsys.readouterr().err
     assert main([str(scene), "--stretch", "90,10", "--out", str(tmp_path / "y.png")]) == 1
     assert "0 <= LOW < HIGH <= 100" in capsys.readouterr().err
-    assert main(["--out", str(tmp_path / "z.png")]) == 1
-    assert "nothing to show" in capsys.readouterr().err
+    assert main(["--out", str(tmp_path / "z.png")]) == 2  # bad usage: nothing to draw
+    assert "give a SCENE, --labels or --pred" in capsys.readouterr().err
 
 
 def test_large_scene_is_read_decimated(make_raster, tmp_path):
