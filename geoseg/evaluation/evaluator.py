@@ -211,7 +211,7 @@ def evaluate(predictions: PathLike | Sequence[PathLike], labels: PathLike | Sequ
     if progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=sum(sizes), unit="px", unit_scale=True, desc="evaluate", leave=False)
+        bar = tqdm(total=sum(sizes), unit="px", unit_scale=True, desc="evaluate", leave=False, disable=None)
     images = []
     try:
         with gdal_env():

@@ -25,8 +25,9 @@ class SceneProgress:
         if enabled:
             from tqdm import tqdm
 
+            # disable=None: no bar when stderr is not a terminal (a log file gets no carriage returns)
             self._bar = tqdm(total=self.total, desc=name, unit="win", file=sys.stderr, leave=True,
-                             dynamic_ncols=True, mininterval=0.5)
+                             dynamic_ncols=True, mininterval=0.5, disable=None)
 
     def update(self, windows: int) -> None:
         self.done += int(windows)

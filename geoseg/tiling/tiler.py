@@ -272,7 +272,7 @@ def _tile(cfg: TileConfig, plans: list[ScenePlan], classes: ClassMap | None, pal
     show = (not cfg.quiet) if progress is None else progress
     from tqdm import tqdm
 
-    bar = tqdm(total=n_windows, unit="win", desc="tiling", disable=not show, leave=False)
+    bar = tqdm(total=n_windows, unit="win", desc="tiling", disable=True if not show else None, leave=False)
 
     def on_result(i: int, res: BatchResult) -> None:
         results[i] = res
