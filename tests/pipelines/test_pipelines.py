@@ -16,7 +16,8 @@ PIPELINES = sorted((Path(__file__).resolve().parents[2] / "pipelines").glob("*.y
 #: Overrides that make any shipped pipeline tiny: small tiles, one or two epochs, a small U-Net.
 TINY = [
     "tile.size=64", "tile.stride=64", "tile.block-size=128", "tile.val-fraction=0.25", "tile.split=spatial",
-    "train.epochs=1", "train.time-budget=null", "train.batch-size=8", "train.model=unet", "train.backbone=null", "train.weights=null",
+    "train.epochs=1", "train.time-budget=null", "train.batch-size=8", "train.model=unet", "train.backbone=null",
+    "train.weights=null",
     "train.mixed-precision=false",
     "train.model-args={encoder_depth: 2, encoder_filters: 4, dropout: 0.0}",
     "train.tensorboard=false", "predict.stride=32", "predict.cog=false", "predict.batch-size=8",
