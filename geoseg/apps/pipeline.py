@@ -299,18 +299,17 @@ def _run_all(plan: Plan, say: Callable[..., None]) -> dict[str, Any]:
     steps, out = plan.steps, plan.out
     paths: dict[str, Any] = {"scenes": [str(s) for s in plan.scenes], "dataset": str(plan.dataset),
                              "bundle": str(plan.bundle), "predictions": [str(p) for p in plan.pred_labels]}
-    if "sample" in steps:
-        say(f"[sample] writing the synthetic scene to {steps['sample'].out_dir}")
-        _run_step("sample", steps["sample"])
-    if "tile" in steps:
-        say(f"[tile] cutting {len(plan.scenes)} scene(s) into patches in {plan.dataset}")
-        _run_step("tile", steps["tile"])
-    if "train" in steps:
-        say(f"[train] training into {plan.bundle}")
-        _run_step("train", steps["train"])
-    if "predict" in steps:
-        say(f"[predict] predicting {len(plan.scenes)} scene(s) into {steps['predict'].out}")
-        _run_step("predict", steps["predict"])
+    n = len(plan.scenes)
+    what = {
+        "sample": lambda ns: f"writing the synthetic scene to {ns.out_dir}",
+        "tile": lambda ns: f"cutting {n} scene(s) into patches in {plan.dataset}",
+        "train": lambda ns: f"training into {plan.bundle}",
+        "predict": lambda ns: f"predicting {n} scene(s) into {ns.out}",
+    }
+    for step, says in what.items():
+        if step in steps:
+            say(f"[{step}] {says(steps[step])}")
+            _run_step(step, steps[step])
 
     if "evaluate" in steps:
         ns = steps["evaluate"]

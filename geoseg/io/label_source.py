@@ -10,11 +10,10 @@ from pathlib import Path
 
 from affine import Affine
 from rasterio.crs import CRS
-from rasterio.transform import array_bounds
 
 from geoseg.io.classes import ClassMap
 from geoseg.io.label_values import LabelRules
-from geoseg.io.raster import SceneInfo
+from geoseg.io.raster import SceneInfo, grid_bounds
 from geoseg.io.vector import DRIVERS
 
 VECTOR_SUFFIXES = tuple(DRIVERS)
@@ -57,8 +56,7 @@ class Grid:
     @property
     def bounds(self) -> tuple[float, float, float, float]:
         """(minx, miny, maxx, maxy) of the whole grid, in CRS units."""
-        x0, y0, x1, y1 = array_bounds(self.height, self.width, self.transform)
-        return (min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1))
+        return grid_bounds(self.height, self.width, self.transform)
 
 
 @dataclass(frozen=True)

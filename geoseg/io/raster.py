@@ -50,6 +50,12 @@ def gdal_env(cache_mb: int = DEFAULT_GDAL_CACHE_MB, **options) -> Iterator[None]
         yield
 
 
+def grid_bounds(height: int, width: int, transform: Affine) -> tuple[float, float, float, float]:
+    """(minx, miny, maxx, maxy) of a ``height x width`` pixel grid, in CRS units (south-up grids too)."""
+    x0, y0, x1, y1 = array_bounds(height, width, transform)
+    return (min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1))
+
+
 @dataclass(frozen=True)
 class SceneInfo:
     """What geoseg needs to know about a raster, read once from its header.
@@ -92,8 +98,7 @@ class SceneInfo:
     @property
     def bounds(self) -> tuple[float, float, float, float]:
         """(minx, miny, maxx, maxy) in CRS units."""
-        x0, y0, x1, y1 = array_bounds(self.height, self.width, self.transform)
-        return (min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1))  # also for south-up grids
+        return grid_bounds(self.height, self.width, self.transform)
 
 
 def open_scene(path: str | os.PathLike, require_georeference: bool = False) -> SceneInfo:
