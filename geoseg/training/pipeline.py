@@ -12,6 +12,7 @@ image is nodata in every band, so such pixels never reach loss or metrics.
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -21,6 +22,15 @@ from geoseg.training.sampling import draw_share
 
 if TYPE_CHECKING:
     from geoseg.training.data import PatchArrays, PatchReader
+
+
+#: Batches prepared ahead of the model.
+PREFETCH = 2
+
+
+def map_parallelism() -> int:
+    """Parallel calls of each ``map`` in the pipeline: the CPU count, at least 1 and at most 8."""
+    return max(1, min(8, os.cpu_count() or 1))
 
 
 def index_stream(n: int, seed: int = 0, rare_mask: np.ndarray | None = None, balance: float = 0.0):
@@ -63,6 +73,7 @@ def make_tf_dataset(source: PatchReader | PatchArrays, normalization: dict | Non
     from geoseg.training.augment import geometric, jitter
 
     n = len(source)
+    parallel = map_parallelism()
     img0, _ = source.read(0)
     h, w, c = img0.shape
     dtype = np.dtype(image_dtype or img0.dtype)
@@ -88,20 +99,25 @@ def make_tf_dataset(source: PatchReader | PatchArrays, normalization: dict | Non
             img, lab = geometric(img, lab, s, use_scale_crop=scale_crop)
             return tf.cast(img, tf.float32) if scale_crop else img, lab
 
-        ds = tf.data.Dataset.zip((ds, seeds)).map(load_geo, num_parallel_calls=tf.data.AUTOTUNE)
+        ds = tf.data.Dataset.zip((ds, seeds)).map(load_geo, num_parallel_calls=parallel)
     else:
-        ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE)
+        ds = ds.map(load, num_parallel_calls=parallel)
     ds = ds.batch(batch_size)
     if augmenting:
         batch_seeds = tf.data.Dataset.counter(start // batch_size).map(
             lambda k: tf.stack([tf.cast(seed, tf.int64) + 7919, k]))
         ds = tf.data.Dataset.zip((ds, batch_seeds)).map(lambda xy, s: (jitter(norm_fn(xy[0]), s), xy[1]),
-                                                        num_parallel_calls=tf.data.AUTOTUNE)
+                                                        num_parallel_calls=parallel)
     else:
-        ds = ds.map(lambda x, y: (norm_fn(x), y), num_parallel_calls=tf.data.AUTOTUNE)
-    ds = ds.prefetch(tf.data.AUTOTUNE)
+        ds = ds.map(lambda x, y: (norm_fn(x), y), num_parallel_calls=parallel)
+    ds = ds.prefetch(PREFETCH)
     opts = tf.data.Options()
     opts.deterministic = True
+    # No autotuning: its background thread sleeps up to a minute between optimization rounds and
+    # the iterator's destructor waits for it, so the end of ``model.fit`` stalled for 0-55 s
+    # (measured: 629 s runs under a 600 s budget). Fixed parallelism is plenty: on CPU the model
+    # is hundreds of times slower than this pipeline (benchmarks/README.md, "Training").
+    opts.autotune.enabled = False
     return ds.with_options(opts)
 
 

@@ -101,6 +101,17 @@ def test_training_dataset_repeats_shuffles_augments(tiny_dataset):
     assert seen == orig
 
 
+def test_pipelines_run_without_autotuning(tiny_dataset):
+    # tf.data's autotuning thread sleeps up to a minute between rounds and an iterator's
+    # destructor waits for it: the end of model.fit stalled 0-55 s (runs overshot --time-budget).
+    info = load_dataset(tiny_dataset())
+    arrays = cache_arrays(PatchReader(info, split_rows(info)[0]), "train")
+    for training in (True, False):
+        ds = make_tf_dataset(arrays, None, info.nodata, 4, training=training)
+        assert ds.options().autotune.enabled is False
+        assert tuple(next(iter(ds))[0].shape) == (4, 32, 32, 4)
+
+
 def test_cache_is_reused_and_rebuilt_on_change(tiny_dataset):
     ds = tiny_dataset()
     info = load_dataset(ds)
