@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import xml.etree.ElementTree as ET
+
 import numpy as np
 import pytest
 import rasterio
+import rasterio.shutil
 
 import geoseg.convert.colors as labels_mod
 from geoseg.cli.labels import main
@@ -44,6 +47,12 @@ def test_round_trip_keeps_classes_and_georeferencing(index_raster, palette, tmp_
         assert ds.nodata == 255 and ds.transform == src.transform and ds.crs.to_epsg() == 32633
         assert ds.colormap(1)[2][:3] == PALETTE.colors[2]
         assert classes_from_tags(ds.tags()) == PALETTE
+    # QGIS/GDAL side-cars: GDAL itself (its VRT writer) reads the category names from back.tif.aux.xml.
+    assert (tmp_path / "back.qml").is_file()
+    vrt = tmp_path / "seen_by_gdal.vrt"
+    rasterio.shutil.copy(back, vrt, driver="VRT")
+    names = [c.text or "" for c in ET.parse(vrt).getroot().find("VRTRasterBand").find("CategoryNames")]
+    assert names[:len(PALETTE.names)] == list(PALETTE.names)
 
 
 def test_missing_colors_listed_with_counts_over_all_blocks(make_raster, palette, tmp_path, monkeypatch, capsys):

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import xml.etree.ElementTree as ET
 
 import numpy as np
 import pytest
 import rasterio
+import rasterio.shutil
 from rasterio.features import rasterize
 
 from geoseg.apps.sample import SAMPLE_CLASSES, make_sample
@@ -50,6 +52,14 @@ def test_files_and_georeferencing(sample):
         assert classes_from_tags(lab.tags()) == SAMPLE_CLASSES
     assert load_palette(sample.classes) == SAMPLE_CLASSES
     assert SAMPLE_CLASSES.names == ["background", "building", "road", "water", "vegetation"]
+
+
+def test_label_raster_has_qgis_and_gdal_side_cars(sample, tmp_path):
+    assert sample.labels.with_suffix(".qml").is_file()
+    vrt = tmp_path / "seen_by_gdal.vrt"  # GDAL's own reading of labels.tif (+ its .aux.xml)
+    rasterio.shutil.copy(sample.labels, vrt, driver="VRT")
+    band = ET.parse(vrt).getroot().find("VRTRasterBand")
+    assert [c.text or "" for c in band.find("CategoryNames")] == SAMPLE_CLASSES.names
 
 
 def test_pixels_match_the_recorded_reference(sample):

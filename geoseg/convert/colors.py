@@ -35,6 +35,7 @@ from geoseg.io.classes import (
 )
 from geoseg.io.profiles import tiled_profile
 from geoseg.io.raster import gdal_env, open_scene, read_window
+from geoseg.io.styles import write_label_styles
 
 #: Rows (and columns) of pixels converted at a time.
 BLOCK = 1024
@@ -57,7 +58,8 @@ def color2index(rgb_path: str | os.PathLike, palette: str | os.PathLike | ClassM
     Args:
         rgb_path: 3-band (RGB) or 4-band (RGBA) uint8 raster.
         palette: palette file or class map (color -> class index).
-        out_path: output GeoTIFF (tiled, deflate), written atomically.
+        out_path: output GeoTIFF (tiled, deflate), written atomically, with its GDAL/QGIS
+            side-cars (``.aux.xml`` category names, ``.qml`` style; :mod:`geoseg.io.styles`).
         overwrite: replace an existing output.
 
     Raises:
@@ -105,6 +107,7 @@ def color2index(rgb_path: str | os.PathLike, palette: str | os.PathLike | ClassM
             dst.write_colormap(1, classes.colormap())
             dst.set_band_description(1, "class")
             dst.update_tags(**{CLASSES_TAG: classes_to_tag(classes)})
+    write_label_styles(out, classes)  # QGIS and GDAL show the class names and colours
     return out
 
 

@@ -5,7 +5,8 @@
 - ``scene.tif``: bands red, green, blue, nir (+ red-edge/SWIR-like extras with ``--bands > 4``),
   uint8 or uint16, tiled and deflate-compressed, UTM 33N (EPSG:32633) at 0.5 m, nodata 0.
 - ``labels.tif``: uint8 class raster on the same grid, color table, class map in the
-  ``GEOSEG_CLASSES`` tag, nodata 255.
+  ``GEOSEG_CLASSES`` tag, nodata 255; ``labels.tif.aux.xml`` (category names, attribute table)
+  and ``labels.qml`` (QGIS style) beside it.
 - ``labels.gpkg``: one polygon per object (``class_id``, ``class_name``), in the scene CRS.
 - ``classes.json``: the class map (:data:`SAMPLE_CLASSES`).
 

@@ -24,6 +24,7 @@ from geoseg.io.atomic import atomic_output, check_output
 from geoseg.io.classes import IGNORE_INDEX, classes_to_tag
 from geoseg.io.profiles import tiled_profile
 from geoseg.io.raster import gdal_env
+from geoseg.io.styles import write_label_styles
 from geoseg.io.vector import write_vector
 
 
@@ -77,6 +78,7 @@ def make_sample(out_dir: str | os.PathLike, size: int = 2048, bands: int = 4, dt
                  crs=crs_obj, layer="labels", geometry_type="Polygon")
     with atomic_output(files.classes) as tmp:
         SAMPLE_CLASSES.save(tmp)
+    write_label_styles(files.labels, SAMPLE_CLASSES)  # class names and colours in QGIS and gdalinfo
     return files
 
 
