@@ -24,6 +24,17 @@ the RSS of the same process after loading TensorFlow and the model, before predi
 export --format onnx`` (onnxruntime, no TensorFlow) next to the Keras bundle, each in a fresh
 process: start-up (imports, bundle/model load, first batch of one window), then ``predict_scene``
 end to end on the same scene, tile and stride; labels of the two runs are compared.
+
+``--device`` measures the device path (``--accumulate device``, :mod:`geoseg.inference.device`) on
+the GPU when one is visible, else on TensorFlow's CPU device (and says so): for the small U-Net
+and DeepLab v3+ (``--deeplab-backbone``, default resnet101) at ``--device-tile`` 512 on a
+``--size`` (default 16384) px square scene, stride tile/2, batch from device memory (8 on CPU)
+unless ``--device-batch``: the pure model throughput on pre-staged device tensors (windows/s and
+Mpx/s of windows), ``predict_scene`` end to end (model tracing included) with ``--accumulate host``
+and ``device``, their ratio to the model (target >= 0.85 on a GPU), peak host RSS and peak device memory.
+
+    .venv/bin/python benchmarks/bench_predict.py --sizes --heights --device                  # on a GPU
+    .venv/bin/python benchmarks/bench_predict.py --sizes --heights --device --size 1024      # on CPU
 """
 
 from __future__ import annotations
@@ -209,8 +220,104 @@ def label_agreement(a: Path, b: Path) -> float:
         return float(np.mean(da.read(1) == db.read(1)))
 
 
+def _device_peak_mb() -> float | None:
+    import tensorflow as tf
+
+    if not tf.config.list_physical_devices("GPU"):
+        return None
+    return tf.config.experimental.get_memory_info("GPU:0")["peak"] / 2**20
+
+
+def phase_devmodel(bundle_dir: str, scene: str, batch: int, precision: str) -> dict:
+    """Pure model throughput: ``Forward.device`` on one pre-staged device batch, as many windows as the scene."""
+    import numpy as np
+    import tensorflow as tf
+
+    from geoseg.inference.forward import Forward
+    from geoseg.inference.reader import ScenePlan
+    from geoseg.io.bundle import load_bundle
+    from geoseg.io.raster import open_scene
+
+    bundle = load_bundle(bundle_dir)
+    info = open_scene(scene)
+    t = bundle.tile_size
+    n = ScenePlan.create(info.height, info.width, t, bundle.stride).count()
+    fwd = Forward(bundle.model, t, 4, bundle.num_classes, precision=precision)
+    batch = batch or fwd.batch_size()
+    x = tf.identity(np.random.default_rng(0).normal(0, 1, (batch, t, t, 4)).astype(np.float32))
+    float(tf.reduce_sum(fwd.device(x)))  # trace and warm up
+    calls = math.ceil(n / batch)
+    t0 = time.perf_counter()
+    last = None
+    for _ in range(calls):
+        last = fwd.device(x)
+    float(tf.reduce_sum(last))  # wait for the device
+    sec = time.perf_counter() - t0
+    return {"seconds": sec, "windows": calls * batch, "batch": batch, "rss_mb": _rss_mb(),
+            "device_mb": _device_peak_mb(), "mpx": calls * batch * t * t / sec / 1e6}
+
+
+def phase_devgeoseg(bundle_dir: str, scene: str, batch: int, out: str, accumulate: str, precision: str) -> dict:
+    from geoseg.inference import predict_scene
+    from geoseg.io.bundle import load_bundle
+
+    bundle = load_bundle(bundle_dir)
+    opts = dict(batch_size=batch or None, overwrite=True, progress=False, accumulate=accumulate, precision=precision)
+    t0 = time.perf_counter()
+    res = predict_scene(bundle, scene, out, **opts)
+    return {"seconds": time.perf_counter() - t0, "windows": res.windows, "rss_mb": _rss_mb(),
+            "device_mb": _device_peak_mb()}
+
+
+def make_model_bundle(work: Path, name: str, tile: int, args: argparse.Namespace) -> Path:
+    """The small U-Net of :func:`make_bundle`, or DeepLab v3+ (random weights) at ``tile``."""
+    if name == "unet":
+        return make_bundle(work, tile, args.filters, args.depth)
+    import keras
+
+    from geoseg.io.bundle import save_bundle
+    from geoseg.models import get_model
+
+    d = work / f"deeplabv3plus_{args.deeplab_backbone}_t{tile}"
+    if not (d / "geoseg.json").exists():
+        keras.utils.set_random_seed(0)
+        model = get_model("deeplabv3plus", len(CLASSES), input_shape=(tile, tile, 4), backbone=args.deeplab_backbone)
+        norm = {"method": "meanstd", "mean": [100.0] * 4, "std": [50.0] * 4}
+        save_bundle(model, d, CLASSES, tile, normalization=norm, stride=tile // 2, bands=[1, 2, 3, 4], overwrite=True)
+    return d
+
+
+def device_section(args: argparse.Namespace, work: Path) -> None:
+    """Model alone on device tensors vs geoseg end to end (host and device accumulation)."""
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    where = (f"GPU {tf.config.experimental.get_device_details(gpus[0]).get('device_name', gpus[0].name)}" if gpus
+             else "CPU (no GPU visible; GPU figures still to be measured)")
+    scene = make_mosaic_scene(work, args.size, args.size)
+    tile = args.device_tile
+    print(f"\n# device path on {where}: scene {args.size} px, tile {tile}, stride {tile // 2}, precision "
+          f"{args.precision}, batch {args.device_batch or 'auto'}; ratio = geoseg windows/s / model windows/s")
+    print(f"{'model':>14} {'path':>7} {'batch':>5} {'windows':>7} {'seconds':>8} {'win/s':>7} {'Mpx/s':>7} "
+          f"{'ratio':>5} {'RSS MB':>7} {'dev MB':>7}")
+    for name in ("unet", "deeplabv3plus"):
+        bundle = make_model_bundle(work, name, tile, args)
+        label = name if name == "unet" else f"dlv3+{args.deeplab_backbone}"
+        m = run_phase("devmodel", bundle, scene, args.device_batch, args.precision)
+        rate = m["windows"] / m["seconds"]
+        rows = [("model", m, m["mpx"], 1.0)]
+        for acc in ("host", "device"):
+            g = run_phase("devgeoseg", bundle, scene, args.device_batch, work / f"out_dev_{acc}", acc,
+                          args.precision)
+            rows.append((acc, g, args.size * args.size / g["seconds"] / 1e6, g["windows"] / g["seconds"] / rate))
+        for path, r, mpx, ratio in rows:
+            dev = f"{r['device_mb']:7.0f}" if r.get("device_mb") is not None else f"{'-':>7}"
+            print(f"{label:>14} {path:>7} {m['batch']:>5} {r['windows']:>7} {r['seconds']:8.2f} "
+                  f"{r['windows'] / r['seconds']:7.1f} {mpx:7.2f} {ratio:5.2f} {r['rss_mb']:7.0f} {dev}", flush=True)
+
+
 PHASES = {"forward": phase_forward, "geoseg": phase_geoseg, "naive": phase_naive, "export": phase_export,
-          "engine": phase_engine}
+          "engine": phase_engine, "devmodel": phase_devmodel, "devgeoseg": phase_devgeoseg}
 
 
 def run_phase(name: str, *args) -> dict:
@@ -237,6 +344,12 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="size 1024 and tile 256 only")
     ap.add_argument("--work", default="/tmp/geoseg-bench-predict", help="scratch folder (scenes are cached)")
     ap.add_argument("--onnx", action="store_true", help="also time the exported ONNX model against the Keras bundle")
+    ap.add_argument("--device", action="store_true", help="device-path section (GPU when visible, else CPU)")
+    ap.add_argument("--size", type=int, default=16384, help="--device: scene size in px a side (shrink on CPU)")
+    ap.add_argument("--device-tile", type=int, default=512, help="--device: tile size (px)")
+    ap.add_argument("--device-batch", type=int, default=0, help="--device: batch (0: from device memory, 8 on CPU)")
+    ap.add_argument("--precision", choices=("float32", "mixed"), default="float32", help="--device: model precision")
+    ap.add_argument("--deeplab-backbone", default="resnet101", help="--device: DeepLab v3+ backbone")
     ap.add_argument("--phase", nargs="+", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.phase:
@@ -270,6 +383,8 @@ def main() -> None:
                   f"{ratio:5.2f} {mpx:6.2f} {geo['rss_mb']:7.0f} {geo['base_rss_mb']:6.0f} {ns}", flush=True)
     if args.onnx:
         onnx_section(args, work)
+    if args.device:
+        device_section(args, work)
     if args.heights:
         tile = args.tiles[0]
         bundle = make_bundle(work, tile, args.filters, args.depth)

@@ -40,7 +40,8 @@ def build_parser() -> CommandParser:
     p.add_argument("--stride", type=int, metavar="N", help="window step in pixels (default: the bundle's, e.g. tile/2)")
     p.add_argument("--blend", choices=("mean", "spline", "gaussian"), default="mean",
                    help="weights of overlapping windows (default mean)")
-    p.add_argument("--batch-size", type=int, default=8, metavar="N", help="windows per model call (default 8)")
+    p.add_argument("--batch-size", type=int, default=None, metavar="N",
+                   help="windows per model call (default: 8 on CPU, from free memory on a GPU)")
     p.add_argument("--tta", action="store_true", help="average the 8 flips/rotations of each window")
     p.add_argument("--prob-dtype", choices=("uint8", "float32"), default="uint8",
                    help="probability raster type: uint8 = p*255 with scale metadata (default), float32 = exact")
@@ -50,6 +51,12 @@ def build_parser() -> CommandParser:
                    help="output compression (default deflate)")
     p.add_argument("--threshold", type=float, default=None, metavar="P",
                    help="binary (one sigmoid output) models: label = 1 where p >= P (default 0.5)")
+    p.add_argument("--accumulate", choices=("auto", "host", "device"), default="auto",
+                   help="where windows are blended and encoded: device = on the model's device, only encoded "
+                        "rows copied back; auto (default) = device where a GPU is visible, else host. Same outputs")
+    p.add_argument("--precision", choices=("float32", "mixed"), default="float32",
+                   help="mixed: float16 compute on a GPU (bfloat16 on CPU, slower there); outputs differ slightly")
+    p.add_argument("--xla", action="store_true", help="compile the model with XLA (off by default: slower on CPU)")
     p.add_argument("--allow-input-mismatch", action="store_true",
                    help="predict scenes whose dtype or value range differs from the training data (warn only)")
     g = p.add_argument_group("video (extra 'video': pip install 'geoseg[video]')")
@@ -85,7 +92,8 @@ def run(args: argparse.Namespace) -> int:
     options = dict(mode=args.mode, stride=args.stride, blend=args.blend, batch_size=args.batch_size, tta=args.tta,
                    prob_dtype=args.prob_dtype, write_prob=not args.no_prob, cog=args.cog, compress=args.compress,
                    overwrite=args.overwrite, resume=args.resume, progress=not args.quiet, threshold=args.threshold,
-                   allow_input_mismatch=args.allow_input_mismatch)
+                   allow_input_mismatch=args.allow_input_mismatch, accumulate=args.accumulate,
+                   precision=args.precision, xla=args.xla)
     videos: list = [s for s in items if is_video(s)] + ([camera] if camera is not None else [])
     results = predict_videos(bundle, videos, args.out, label_video=args.label_video, alpha=args.alpha,
                              max_frames=args.max_frames, **options) if videos else []

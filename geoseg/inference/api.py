@@ -135,7 +135,7 @@ def _predict_jobs(bundle: Bundle, jobs: list[SceneJob], opts: PredictOptions, wo
         for res in predict_jobs_dask(bundle, todo, opts, workers=workers, scheduler=scheduler):
             results[res.scene] = res
     elif todo:
-        forward = make_forward(bundle, todo[0].bands, opts.tta)
+        forward = make_forward(bundle, todo[0].bands, opts.tta, opts.precision, opts.xla)
         for job in todo:
             results[job.info.path] = run_job(bundle, forward, job, opts)
     return [results[j.info.path] for j in jobs]
@@ -154,6 +154,7 @@ def run_parameters(bundle: Bundle, opts: PredictOptions) -> dict[str, object]:
         "stride": opts.stride if stride_mode else None, "blend": opts.blend if stride_mode else None,
         "tta": opts.tta, "threshold": opts.threshold, "prob-dtype": opts.prob_dtype, "no-prob": not opts.write_prob,
         "cog": opts.cog, "compress": opts.compress,
+        **({"precision": opts.precision} if opts.precision != "float32" else {}), **({"xla": True} if opts.xla else {}),
     }
 
 

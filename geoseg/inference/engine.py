@@ -19,6 +19,12 @@ size): every pixel receives the same windows in the same order.
 
 A binary model (one sigmoid output) is carried as that one channel all the way to the writers,
 which label ``p >= threshold``.
+
+``--accumulate device`` (the ``auto`` choice where a GPU is visible) keeps the model output on
+the device: the reader thread also copies each batch onto the device (so the copy overlaps the
+model), the model thread runs :meth:`Forward.device`, and the main thread blends and encodes on
+the device (:class:`geoseg.inference.device.DeviceAccumulator`); only encoded uint8 (or
+float32) rows reach the host and the writer thread. The outputs are the host path's.
 """
 
 from __future__ import annotations
@@ -26,7 +32,6 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +39,7 @@ import numpy as np
 from geoseg import __version__
 from geoseg.inference.accumulator import RowBlock, StripAccumulator
 from geoseg.inference.blending import weight_window
+from geoseg.inference.device import DeviceAccumulator, EncodedRows, Encoding, resolve_accumulate
 from geoseg.inference.options import PredictionResult, PredictOptions, SceneJob
 from geoseg.inference.per_image import iter_per_image_rows
 from geoseg.inference.progress import SceneProgress
@@ -45,11 +51,11 @@ from geoseg.io.raster import SceneInfo
 from geoseg.runtime.threads import BackgroundConsumer, prefetch
 
 
-def make_forward(bundle: Bundle, bands: Sequence[int], tta: bool):
+def make_forward(bundle: Bundle, bands: Sequence[int], tta: bool, precision: str = "float32", xla: bool = False):
     """The forward pass for a bundle: Keras (imports TensorFlow, quietly) or an exported ONNX file."""
     from geoseg.inference.forward import make_forward as forward_for
 
-    return forward_for(bundle, len(bands), tta)
+    return forward_for(bundle, len(bands), tta, precision, xla)
 
 
 def run_tags(bundle: Bundle, opts: PredictOptions, info: SceneInfo, bands: Sequence[int]) -> dict[str, str]:
@@ -76,6 +82,8 @@ def run_tags(bundle: Bundle, opts: PredictOptions, info: SceneInfo, bands: Seque
     }
     if opts.threshold is not None:
         tags["GEOSEG_THRESHOLD"] = f"{opts.threshold:g}"
+    if opts.precision != "float32":
+        tags["GEOSEG_PRECISION"] = opts.precision
     return tags
 
 
@@ -114,12 +122,8 @@ def run_job(bundle: Bundle, forward, job: SceneJob, opts: PredictOptions) -> Pre
     nodata_windows = 0
     try:
         with writer:
-            def write(item: RowBlock | _Encoded) -> None:
-                if isinstance(item, _Encoded):
-                    writer.write(item.row, item.label, item.prob)
-                else:
-                    writer.write(item.row, *encode(item.prob, item.valid, opts.prob_dtype, opts.write_prob,
-                                                   opts.threshold))
+            def write(item: RowBlock | EncodedRows) -> None:
+                writer.write(item.row, *encode_block(item, opts))
 
             consumer = BackgroundConsumer(write, depth=1)  # one block waiting + one being written
             try:
@@ -130,7 +134,7 @@ def run_job(bundle: Bundle, forward, job: SceneJob, opts: PredictOptions) -> Pre
                     nodata_windows = counts[1]
                 else:
                     for row, label, prob in iter_per_image_rows(forward, bundle, info, job.bands, opts, writer.block):
-                        consumer.submit(_Encoded(row, label, prob))
+                        consumer.submit(EncodedRows(row, label, prob))
                     bar.update(1)
             finally:
                 consumer.close()
@@ -140,11 +144,11 @@ def run_job(bundle: Bundle, forward, job: SceneJob, opts: PredictOptions) -> Pre
                             nodata_windows=nodata_windows, seconds=time.perf_counter() - t0)
 
 
-@dataclass(frozen=True)
-class _Encoded:
-    row: int
-    label: np.ndarray
-    prob: np.ndarray | None
+def encode_block(block: RowBlock | EncodedRows, opts: PredictOptions) -> tuple[np.ndarray, np.ndarray | None]:
+    """``(label (n, W) uint8, prob (K, n, W) or None)`` of finished rows (encoded already on the device path)."""
+    if isinstance(block, EncodedRows):
+        return block.label, block.prob
+    return encode(block.prob, block.valid, opts.prob_dtype, opts.write_prob, opts.threshold)
 
 
 def strip_ranges(height: int, strip_rows: int | None) -> list[tuple[int, int]]:
@@ -161,18 +165,31 @@ def default_strip_rows(tile: int, block: int) -> int:
 
 def iter_scene_blocks(forward, bundle: Bundle, info: SceneInfo, bands: Sequence[int], plan: ScenePlan,
                       opts: PredictOptions, on_windows: Callable[[int], None] = lambda n: None,
-                      counts: list[int] | None = None) -> Iterator[RowBlock]:
-    """Finished row blocks of a scene in row order (all strips, see ``strip_rows``)."""
+                      counts: list[int] | None = None) -> Iterator[RowBlock | EncodedRows]:
+    """Finished row blocks of a scene in row order (all strips, see ``strip_rows``).
+
+    ``RowBlock`` on the host path, :class:`EncodedRows` on the device path (``opts.accumulate``).
+    """
     weights = None if opts.blend == "mean" else weight_window(plan.tile, opts.blend)
+    encoding = device_encoding(forward, opts)
+    batch = opts.batch_size or forward.batch_size()
     for first, stop in strip_ranges(info.height, opts.strip_rows):
         yield from iter_strip_blocks(forward, info.path, plan, bands, bundle.normalization, weights,
-                                     first, stop, opts.batch_size, on_windows, counts, opts.prefetch)
+                                     first, stop, batch, on_windows, counts, opts.prefetch, encoding)
+
+
+def device_encoding(forward, opts: PredictOptions) -> Encoding | None:
+    """The encoding of the device path when ``opts.accumulate`` resolves to it here, else None (host)."""
+    onnx = not hasattr(forward, "device")
+    if resolve_accumulate(opts.accumulate, onnx) != "device":
+        return None
+    return Encoding(opts.prob_dtype, opts.write_prob, opts.threshold)
 
 
 def iter_strip_blocks(forward, path: Path, plan: ScenePlan, bands: Sequence[int], norm: dict | None,
                       weights: np.ndarray | None, first: int, stop: int, batch_size: int,
                       on_windows: Callable[[int], None] = lambda n: None, counts: list[int] | None = None,
-                      prefetch_depth: int = 2) -> Iterator[RowBlock]:
+                      prefetch_depth: int = 2, encoding: Encoding | None = None) -> Iterator[RowBlock | EncodedRows]:
     """Predict scene rows ``[first, stop)`` on their own (with a halo of one tile).
 
     Reading runs in a prefetch thread; the model runs one batch ahead in a second prefetch
@@ -190,10 +207,16 @@ def iter_strip_blocks(forward, path: Path, plan: ScenePlan, bands: Sequence[int]
         on_windows: called with the windows each batch accounted for (progress).
         counts: if given, ``counts[0] += windows predicted``, ``counts[1] += nodata windows skipped``.
         prefetch_depth: batches read ahead of the model.
+        encoding: given: the device path (``forward.device``, :class:`DeviceAccumulator`), which
+            yields :class:`EncodedRows`; None: the host path.
 
     Yields:
-        :class:`RowBlock` of rows ``[first, stop)`` in order.
+        :class:`RowBlock` (host) or :class:`EncodedRows` (device) of rows ``[first, stop)`` in order.
     """
+    if encoding is not None:
+        yield from _iter_strip_device(forward, path, plan, bands, norm, weights, first, stop, batch_size, on_windows,
+                                      counts, prefetch_depth, encoding)
+        return
     rows = plan.window_rows(first, stop)
     acc = StripAccumulator(plan.grid_width, forward.channels, plan.tile, weights, start=rows[0],
                            emit=(first, stop), out_width=plan.width)
@@ -213,5 +236,37 @@ def iter_strip_blocks(forward, path: Path, plan: ScenePlan, bands: Sequence[int]
             on_windows(batch.done)
     finally:
         predicted.close()  # stops the model thread first: it is the one reading `batches`
+        batches.close()
+    yield from acc.finish()
+
+
+def _iter_strip_device(forward, path: Path, plan: ScenePlan, bands: Sequence[int], norm: dict | None,
+                       weights: np.ndarray | None, first: int, stop: int, batch_size: int,
+                       on_windows: Callable[[int], None], counts: list[int] | None, prefetch_depth: int,
+                       encoding: Encoding) -> Iterator[EncodedRows]:
+    """:func:`iter_strip_blocks` on the device: staged copies, device forward, device accumulation."""
+    from geoseg.runtime.tensorflow import import_tensorflow
+
+    tf = import_tensorflow()
+    rows = plan.window_rows(first, stop)
+    acc = DeviceAccumulator(plan.grid_width, forward.channels, plan.tile, weights, start=rows[0],
+                            emit=(first, stop), out_width=plan.width, encoding=encoding)
+
+    def staged():  # runs in the reader thread: the host-to-device copy overlaps the model
+        for batch in iter_window_batches(path, plan, bands, norm, batch_size, rows):
+            yield batch, tf.identity(batch.data), tf.identity(batch.valid)
+
+    batches = prefetch(staged(), depth=prefetch_depth, name="geoseg-read")
+    predicted = prefetch(((b, forward.device(x), v) for b, x, v in batches), depth=1, name="geoseg-model")
+    try:
+        for batch, pred, valid in predicted:
+            if len(batch):
+                yield from acc.add_batch(batch.rows, batch.cols, pred, valid)
+            if counts is not None:
+                counts[0] += len(batch)
+                counts[1] += batch.done - len(batch)
+            on_windows(batch.done)
+    finally:
+        predicted.close()
         batches.close()
     yield from acc.finish()

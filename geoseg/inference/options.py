@@ -13,6 +13,9 @@ from geoseg.io.profiles import COMPRESSIONS
 from geoseg.io.raster import SceneInfo
 
 MODES = ("stride", "per_image")
+#: ``--accumulate`` and ``--precision`` choices (the modules using them import TensorFlow).
+ACCUMULATE = ("auto", "host", "device")
+PRECISIONS = ("float32", "mixed")
 
 #: Label threshold of binary (one sigmoid output) models when ``--threshold`` is not given.
 DEFAULT_THRESHOLD = 0.5
@@ -26,7 +29,8 @@ class PredictOptions:
         mode: ``stride`` (sliding windows, blended) or ``per_image`` (resize, predict once).
         stride: step between windows in pixels; None takes the bundle's default.
         blend: ``mean``, ``spline`` or ``gaussian`` (:mod:`geoseg.inference.blending`).
-        batch_size: windows per model call.
+        batch_size: windows per model call; None: 8 on CPU, chosen from free device memory on a
+            GPU (:meth:`geoseg.inference.forward.Forward.batch_size`).
         tta: average the 8 dihedral transforms of each window.
         prob_dtype: ``uint8`` (p * 255, scale metadata) or ``float32``.
         write_prob: write ``<stem>_prob.tif`` (False for ``--no-prob``).
@@ -42,12 +46,18 @@ class PredictOptions:
             ``p >= threshold``; None means :data:`DEFAULT_THRESHOLD` (binary) or argmax (others).
         allow_input_mismatch: predict scenes whose dtype or value range differs from the
             training data recorded in the bundle, with a warning instead of an error.
+        accumulate: ``auto``, ``host`` or ``device``: where windows are blended and encoded
+            (:mod:`geoseg.inference.device`); ``auto`` = ``device`` where a GPU is visible. Outputs
+            do not depend on it.
+        precision: ``float32`` or ``mixed`` (float16 compute on a GPU, bfloat16 on CPU; outputs
+            differ slightly, recorded in the run record and the ``GEOSEG_PRECISION`` tag).
+        xla: compile the model with XLA (``jit_compile``).
     """
 
     mode: str = "stride"
     stride: int | None = None
     blend: str = "mean"
-    batch_size: int = 8
+    batch_size: int | None = None
     tta: bool = False
     prob_dtype: str = "uint8"
     write_prob: bool = True
@@ -60,6 +70,9 @@ class PredictOptions:
     prefetch: int = 2
     threshold: float | None = None
     allow_input_mismatch: bool = False
+    accumulate: str = "auto"
+    precision: str = "float32"
+    xla: bool = False
 
     def resolved(self, bundle: Bundle) -> PredictOptions:
         """Validate against the bundle, fill the default stride and (binary models) threshold.
@@ -75,7 +88,12 @@ class PredictOptions:
         choose("blend", self.blend, BLENDS)
         choose("prob-dtype", self.prob_dtype, PROB_DTYPES)
         choose("compress", self.compress, tuple(COMPRESSIONS))
-        if int(self.batch_size) < 1:
+        choose("accumulate", self.accumulate, ACCUMULATE)
+        choose("precision", self.precision, PRECISIONS)
+        if self.accumulate == "device" and bundle.is_onnx:
+            raise InvalidParameterError(f"--accumulate device needs a Keras bundle; {bundle.directory} is an ONNX "
+                                        "model (run by onnxruntime on the host path)")
+        if self.batch_size is not None and int(self.batch_size) < 1:
             raise InvalidParameterError(f"--batch-size must be >= 1, got {self.batch_size}")
         if self.strip_rows is not None and int(self.strip_rows) < 1:
             raise InvalidParameterError(f"strip_rows must be >= 1, got {self.strip_rows}")
@@ -100,7 +118,8 @@ class PredictOptions:
                 f"--threshold applies to binary models (one sigmoid output); the model of bundle "
                 f"{bundle.directory} outputs {bundle.output_channels} classes (label = argmax)"
             )
-        return replace(self, stride=stride, batch_size=int(self.batch_size), threshold=threshold)
+        batch = None if self.batch_size is None else int(self.batch_size)
+        return replace(self, stride=stride, batch_size=batch, threshold=threshold)
 
 
 @dataclass(frozen=True)

@@ -29,11 +29,11 @@ from rasterio.errors import NotGeoreferencedWarning
 
 from geoseg.errors import BandCountError, InvalidParameterError, OutputExistsError
 from geoseg.inference.checks import check_scene_bands, check_scene_input
-from geoseg.inference.engine import iter_scene_blocks, make_forward
+from geoseg.inference.engine import encode_block, iter_scene_blocks, make_forward
 from geoseg.inference.options import PredictionResult, PredictOptions
 from geoseg.inference.per_image import iter_per_image_rows
 from geoseg.inference.reader import ScenePlan
-from geoseg.inference.writers import LABEL_NODATA, encode
+from geoseg.inference.writers import LABEL_NODATA
 from geoseg.io.bundle import Bundle
 from geoseg.io.classes import ClassMap
 from geoseg.io.raster import SceneInfo, open_scene
@@ -81,8 +81,9 @@ def predict_frame(forward, bundle: Bundle, info: SceneInfo, bands: list[int], op
     label = np.full((info.height, info.width), LABEL_NODATA, np.uint8)
     if opts.mode == "stride":
         plan = ScenePlan.create(info.height, info.width, bundle.tile_size, int(opts.stride or bundle.stride))
-        for block in iter_scene_blocks(forward, bundle, info, bands, plan, opts):
-            rows, _ = encode(block.prob, block.valid, with_prob=False, threshold=opts.threshold)
+        labels_only = replace(opts, write_prob=False)  # host or device path (EncodedRows): labels only
+        for block in iter_scene_blocks(forward, bundle, info, bands, plan, labels_only):
+            rows, _ = encode_block(block, labels_only)
             label[block.row:block.row + block.height] = rows
     else:
         for row, rows, _ in iter_per_image_rows(forward, bundle, info, bands, replace(opts, write_prob=False),
