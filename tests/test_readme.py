@@ -59,3 +59,36 @@ def test_five_minute_recipe_runs_on_the_real_clip(tmp_path):
     assert 0.0 <= report["summary"]["overall_accuracy"] <= 1.0
     assert (work / "pred" / "buildings.gpkg").exists()
     assert list((work / "pred").glob("*_label.tif"))
+
+
+@pytest.mark.slow
+def test_cluster_recipe_runs_as_written(tmp_path):
+    """The "Running on a cluster" recipe: a scheduler and two workers on 127.0.0.1, then tile, train and
+    predict through them (on a free port instead of 8786, so that a running cluster is not disturbed)."""
+    import signal
+    import socket
+    import subprocess
+    import sys
+
+    block = README.read_text().split("### Running on a cluster", 1)[1].split("```bash", 1)[1].split("```", 1)[0]
+    assert "--scheduler tcp://127.0.0.1:8786" in block and "dask worker" in block
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    script = block.replace("source .venv/bin/activate", "").replace(":8786", f":{port}").replace(
+        "--port 8786", f"--port {port}")
+    # whatever happens, the scheduler and workers end with the script
+    script = "trap 'kill $(jobs -p) 2>/dev/null || true' EXIT\n" + script
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+           "TF_CPP_MIN_LOG_LEVEL": "3"}
+    proc = subprocess.Popen(["bash", "-euo", "pipefail", "-c", script], cwd=tmp_path, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=600)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 0, err[-3000:]
+    assert "Traceback" not in err
+    assert (tmp_path / "dataset" / "dataset.json").exists()
+    assert (tmp_path / "pred" / "scene_label.tif").exists() and (tmp_path / "pred" / "scene_prob.tif").exists()

@@ -2,13 +2,15 @@
 
 Tiling and prediction both call :func:`dask_client`; the local cluster is started with the
 glibc malloc thresholds that keep patch-sized allocations fast in the workers, and with the
-distributed loggers quietened unless debug logging is on.
+distributed loggers quietened unless debug logging is on. :func:`worker_threads` and
+:func:`workers_see` ask a running cluster what its workers declare and see.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import warnings
 from collections.abc import Iterator
 from typing import Any
@@ -65,3 +67,17 @@ def dask_client(workers: int = 1, scheduler: str | None = None) -> Iterator[Any]
                     silence_logs=logging.ERROR if debug else logging.CRITICAL))
             client = stack.enter_context(Client(cluster))
         yield client
+
+
+def worker_threads(client: Any) -> dict[str, int]:
+    """Threads (cores) each worker of the cluster declares (``dask worker --nthreads``), by address."""
+    return {str(addr): max(1, int(n)) for addr, n in client.nthreads().items()}
+
+
+def workers_see(client: Any, path: str | os.PathLike) -> bool:
+    """Whether every worker of the cluster sees ``path``, a file this process created (a shared folder).
+
+    One round trip to all the workers; False when the cluster has none yet.
+    """
+    seen = client.run(os.path.exists, os.fspath(path))
+    return bool(seen) and all(seen.values())

@@ -1,0 +1,239 @@
+"""Scale-out benchmark: many scenes tiled and predicted on a dask.distributed cluster on this machine.
+
+N synthetic scenes (``geoseg.apps.sample.make_sample`` with seeds 0..N-1, 4-band uint8, with
+their label rasters; cached in the work folder) are
+
+- tiled: ``python -m geoseg.tile SCENES --labels LABELS --size 256 --scheduler ADDRESS``;
+- predicted: ``python -m geoseg.predict --model BUNDLE SCENES --scheduler ADDRESS`` with the small
+  U-Net of ``bench_predict.py`` (random weights, 5 classes, tile 256, stride 128, batch 8),
+
+through a real cluster: a ``dask scheduler`` process and ``dask worker --nworkers W --nthreads 1``
+(W = 1, 2) on 127.0.0.1, started here as subprocesses with geoseg's worker malloc settings in their
+environment (``geoseg.runtime.cluster.WORKER_MALLOC_ENV``), exactly as on a real cluster.
+
+For each W a fresh cluster is started; printed per step (tile, predict):
+
+- ``start s``: cluster start-up (processes spawned until the client sees W workers);
+- ``cold s``: the command on the fresh workers (they import geoseg, TensorFlow, load the model);
+- ``warm s``: the same command again on the same workers (imports and model cached);
+- scenes/s warm, cold, and cold with start-up counted; the speed-up of W = 2 over W = 1 for each.
+
+The single-process run (no dask) of the same commands is the reference: every output file of
+every cluster run is compared with it byte for byte (sha256). ``OGR_CURRENT_DATE`` is fixed so that
+GeoPackages (which record their write time) compare too; the run lock file is left out.
+
+Usage::
+
+    python benchmarks/bench_scaleout.py            # 16 scenes of 2048 px
+    python benchmarks/bench_scaleout.py --quick    # 8 scenes of 1024 px
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psutil
+from bench_predict import make_bundle  # type: ignore[import-not-found]  # benchmarks/ is sys.path[0]
+
+ROOT = Path(__file__).resolve().parents[1]
+#: Files of an output folder not compared: the run lock records a pid.
+SKIP = {".geoseg.lock"}
+
+
+def make_scenes(work: Path, count: int, size: int) -> tuple[list[Path], list[Path]]:
+    """``count`` sample scenes of ``size`` px (seeds 0..count-1) and their label rasters, cached."""
+    from geoseg.apps.sample import make_sample
+
+    folder = work / f"scenes_{size}"
+    scenes, labels = [], []
+    for seed in range(count):
+        scene, label = folder / f"s{seed:02d}.tif", folder / "labels" / f"s{seed:02d}.tif"
+        if not (scene.exists() and label.exists()):
+            with tempfile.TemporaryDirectory(dir=work) as tmp:
+                files = make_sample(tmp, size=size, seed=seed, overwrite=True)
+                label.parent.mkdir(parents=True, exist_ok=True)
+                shutil.move(str(files.labels), label)
+                shutil.move(str(files.scene), scene)
+        scenes.append(scene)
+        labels.append(label)
+    return scenes, labels
+
+
+def digests(folder: Path) -> dict[str, str]:
+    """sha256 of every file under ``folder`` (relative path -> hex), the lock file left out."""
+    out = {}
+    for p in sorted(folder.rglob("*")):
+        if p.is_file() and p.name not in SKIP:
+            out[str(p.relative_to(folder))] = hashlib.sha256(p.read_bytes()).hexdigest()
+    return out
+
+
+def compare(ref: dict[str, str], got: dict[str, str]) -> str:
+    """``identical (N files)`` or what differs."""
+    if ref == got:
+        return f"identical ({len(ref)} files)"
+    missing = sorted(set(ref) - set(got))
+    extra = sorted(set(got) - set(ref))
+    differ = sorted(k for k in set(ref) & set(got) if ref[k] != got[k])
+    return f"DIFFERENT: {len(differ)} differ {differ[:5]}, {len(missing)} missing {missing[:3]}, {len(extra)} extra"
+
+
+class Cluster:
+    """A ``dask scheduler`` and W ``dask worker --nthreads 1`` processes on 127.0.0.1 (subprocesses).
+
+    With ``pin``, worker i (its nanny and worker process) runs on core i only (``taskset -c i``), as
+    if each worker had a machine of one core to itself; else all processes share all the cores.
+    """
+
+    def __init__(self, workers: int, folder: Path, env: dict[str, str], pin: bool = False):
+        self.workers, self.folder, self.env, self.pin = workers, folder, env, pin
+        self.procs: list[subprocess.Popen] = []
+        self.address = ""
+
+    def __enter__(self) -> Cluster:
+        from distributed import Client
+
+        from geoseg.runtime.cluster import WORKER_MALLOC_ENV
+
+        dask = str(Path(sys.executable).parent / "dask")
+        sched_file = self.folder / f"scheduler_{self.workers}.json"
+        sched_file.unlink(missing_ok=True)
+        t0 = time.perf_counter()
+        log = self.log = open(self.folder / f"cluster_{self.workers}.log", "w")  # closed in __exit__
+        self.procs.append(subprocess.Popen(
+            [dask, "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
+             "--scheduler-file", str(sched_file)], env=self.env, stdout=log, stderr=log))
+        while not sched_file.exists():
+            if self.procs[0].poll() is not None:
+                raise SystemExit(f"dask scheduler failed, see {log.name}")
+            time.sleep(0.05)
+        time.sleep(0.1)  # the file is written whole, but let its writer finish
+        worker_env = {**self.env, **{k: str(v) for k, v in WORKER_MALLOC_ENV.items()}}
+        cmd = [dask, "worker", "--scheduler-file", str(sched_file), "--nthreads", "1", "--no-dashboard",
+               "--host", "127.0.0.1"]
+        if self.pin:
+            for i in range(self.workers):
+                self.procs.append(subprocess.Popen(["taskset", "-c", str(i % (os.cpu_count() or 1)), *cmd],
+                                                   env=worker_env, stdout=log, stderr=log))
+        else:
+            self.procs.append(subprocess.Popen([*cmd, "--nworkers", str(self.workers)], env=worker_env, stdout=log,
+                                               stderr=log))
+        with Client(scheduler_file=str(sched_file)) as client:
+            client.wait_for_workers(self.workers, timeout=120)
+            self.address = client.scheduler.address
+        self.startup = time.perf_counter() - t0
+        return self
+
+    def worker_cpu(self) -> float:
+        """CPU seconds (user + system) used so far by the worker processes (nannies included)."""
+        total = 0.0
+        for proc in self.procs[1:]:
+            try:
+                ps = psutil.Process(proc.pid)
+                for p in (ps, *ps.children(recursive=True)):
+                    t = p.cpu_times()
+                    total += t.user + t.system
+            except psutil.Error:
+                pass
+        return total
+
+    def __exit__(self, *exc: object) -> None:
+        for proc in reversed(self.procs):
+            proc.terminate()
+        for proc in reversed(self.procs):
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        self.log.close()
+
+
+def run(cmd: list[str], env: dict[str, str]) -> float:
+    """Run a geoseg command; its wall-clock seconds."""
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise SystemExit(f"failed ({proc.returncode}): {' '.join(cmd)}\n{proc.stderr[-3000:]}")
+    return time.perf_counter() - t0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--scenes", type=int, default=16, help="number of scenes (default 16)")
+    ap.add_argument("--size", type=int, default=2048, help="scene side in pixels (default 2048)")
+    ap.add_argument("--quick", action="store_true", help="8 scenes of 1024 px")
+    ap.add_argument("--workers", default="1,2", help="worker counts (default 1,2)")
+    ap.add_argument("--steps", default="tile,predict", help="steps to run (default tile,predict)")
+    ap.add_argument("--pin", action=argparse.BooleanOptionalAction, default=True,
+                    help="worker i on core i only (taskset; default); --no-pin: all processes share all cores")
+    ap.add_argument("--work", default="/tmp/geoseg-bench-scaleout", help="scratch folder (scenes, bundle cached)")
+    args = ap.parse_args()
+    if args.quick:
+        args.scenes, args.size = 8, 1024
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    scenes, labels = make_scenes(work, args.scenes, args.size)
+    bundle = make_bundle(work, 256, 8, 3)
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "OGR_CURRENT_DATE": "2000-01-01T00:00:00Z"}
+    py = [sys.executable, "-m"]
+    steps = {
+        "tile": py + ["geoseg.tile", *map(str, scenes), "--labels", *map(str, labels), "--size", "256", "--quiet",
+                      "--overwrite"],
+        "predict": py + ["geoseg.predict", "--model", str(bundle), *map(str, scenes), "--quiet", "--overwrite"],
+    }
+    steps = {k: v for k, v in steps.items() if k in args.steps.split(",")}
+    counts = [int(w) for w in args.workers.split(",")]
+    from importlib.metadata import version
+
+    print(f"# bench_scaleout: {args.scenes} scenes of {args.size} px (4-band uint8 sample), cpus {os.cpu_count()}, "
+          f"dask {version('dask')}, distributed {version('distributed')}, tensorflow {version('tensorflow')}; "
+          f"tile: --size 256 with labels; predict: U-Net f8 d3 tile 256 stride 128 batch 8; workers "
+          f"{'pinned to one core each (taskset)' if args.pin else 'sharing all cores'}")
+    ref, ref_s = {}, {}
+    for name, cmd in steps.items():
+        out = work / f"{name}_single"
+        ref_s[name] = run(cmd + ["--out", str(out)], env)
+        ref[name] = digests(out)
+    times: dict[tuple[str, int], dict[str, float]] = {}
+    same: dict[tuple[str, int], str] = {}
+    for w in counts:
+        with Cluster(w, work, env, args.pin) as cluster:
+            for name, cmd in steps.items():
+                row = {"start": cluster.startup}
+                for run_name in ("cold", "warm"):
+                    out = work / f"{name}_w{w}_{run_name}"
+                    cpu = cluster.worker_cpu()
+                    row[run_name] = run(cmd + ["--out", str(out), "--scheduler", cluster.address], env)
+                    row[f"{run_name}_cpu"] = cluster.worker_cpu() - cpu
+                    verdict = compare(ref[name], digests(out))
+                    same[name, w] = verdict if run_name == "cold" or verdict.startswith("DIFF") else same[name, w]
+                times[name, w] = row
+    n = args.scenes
+    print(f"{'step':>8} {'workers':>7} {'start s':>7} {'cold s':>7} {'warm s':>7} {'scenes/s warm':>13} "
+          f"{'cold':>6} {'cold+start':>10} {'speed-up warm':>13} {'cold':>5} {'cold+start':>10} "
+          f"{'worker CPU s/scene':>18}  outputs vs single")
+    for name in steps:
+        print(f"{name:>8} {'single':>7} {'-':>7} {ref_s[name]:7.2f} {'-':>7} {n / ref_s[name]:13.2f}")
+        base = times.get((name, counts[0]))
+        for w in counts:
+            t = times[name, w]
+            rates = (n / t["warm"], n / t["cold"], n / (t["cold"] + t["start"]))
+            ups = [r / (n / b) for r, b in zip(rates, (base["warm"], base["cold"], base["cold"] + base["start"]))] \
+                if base else [float("nan")] * 3
+            print(f"{name:>8} {w:>7} {t['start']:7.2f} {t['cold']:7.2f} {t['warm']:7.2f} {rates[0]:13.2f} "
+                  f"{rates[1]:6.2f} {rates[2]:10.2f} {ups[0]:12.2f}x {ups[1]:4.2f}x {ups[2]:9.2f}x "
+                  f"{t['warm_cpu'] / n:18.2f}  {same[name, w]}")
+    print(json.dumps({"single": ref_s, "clusters": {f"{k[0]}_{k[1]}": v for k, v in times.items()}}))
+
+
+if __name__ == "__main__":
+    main()
