@@ -9,11 +9,17 @@ For each model (U-Net, DeepLab v3+) at ``--size`` x ``--size`` x 4 bands, batch 
 3. full: steps/s of ``model.fit`` on the real pipeline, as ``geoseg.train`` runs it
    (same loss, metrics, optimizer and schedule).
 
-It prints images/s, the ratio full / model (target >= 0.9: the accelerator never waits on input)
-and peak RSS. Each timed phase runs after a warm-up epoch (graph tracing, first reads).
+The model is built, compiled and fed as ``geoseg.train`` does it: under the strategy of
+:func:`geoseg.training.device.training_strategy` (on a GPU the next batch is copied onto the device
+during the current step), with ``--precision`` and ``--jit-compile``. It prints the device, images/s,
+the ratio full / model (target >= 0.9 on a GPU with ``--precision mixed``: the accelerator never
+waits on input), peak RSS and, with a GPU, peak device memory per model. Each timed phase runs
+after a warm-up epoch (graph tracing, first reads).
 
-    python benchmarks/bench_train.py --quick          # CPU-sized: 64 px tiles, few steps
-    python benchmarks/bench_train.py                  # 512 px, batch 8 (GPU: add --mixed-precision)
+    python benchmarks/bench_train.py --quick                        # CPU-sized: 64 px tiles, few steps
+    python benchmarks/bench_train.py --precision mixed              # 512 px, batch 8, on a GPU
+    python benchmarks/bench_train.py --quick --models unet --model-args encoder_depth=3,encoder_filters=16 \
+        --jit-compile on                                            # XLA on/off on a small U-Net
 """
 
 from __future__ import annotations
@@ -68,12 +74,22 @@ class EpochTimer:
 
 
 def bench_model(name: str, backbone: str | None, ds_dir: Path, size: int, batch: int, steps: int,
-                mixed: bool, repeats: int = 2, pipeline_only: bool = False) -> dict:
+                precision: str = "float32", jit_compile: str = "auto", repeats: int = 2,
+                pipeline_only: bool = False, model_args: dict | None = None) -> dict:
     import keras
     import tensorflow as tf
 
     from geoseg.models import get_model
     from geoseg.training.data import PatchReader, cache_arrays, load_dataset, normalization_for
+    from geoseg.training.device import (
+        JIT_VALUES,
+        gpu_devices,
+        peak_device_memory_mb,
+        policy_name,
+        reset_device_memory_peak,
+        resolve_precision,
+        training_strategy,
+    )
     from geoseg.training.losses import SegmentationLoss, class_weights_from_counts
     from geoseg.training.metrics import segmentation_metrics
     from geoseg.training.pipeline import make_tf_dataset
@@ -94,18 +110,23 @@ def bench_model(name: str, backbone: str | None, ds_dir: Path, size: int, batch:
     for _ in range(n_pipe):
         x, y = next(it)
     pipe_sps = n_pipe / (time.perf_counter() - t0)
+    del it
     if pipeline_only:
         return {"model": "(input pipeline)", "params_m": 0.0, "pipeline_sps": pipe_sps, "model_sps": float("nan"),
-                "full_sps": float("nan"), "ratio": float("nan"), "batch": batch, "rss_mb": peak_rss_mb()}
+                "full_sps": float("nan"), "ratio": float("nan"), "batch": batch, "rss_mb": peak_rss_mb(),
+                "device_mb": None, "jit": "-"}
 
-    if mixed:
-        keras.mixed_precision.set_global_policy("mixed_float16")
+    gpus = gpu_devices()
+    keras.mixed_precision.set_global_policy(policy_name(resolve_precision(precision, gpus)))
+    reset_device_memory_peak(gpus)
     k = info.num_classes
-    model = get_model(name, k, input_shape=(size, size, len(info.bands)), backbone=backbone)
-    cw = class_weights_from_counts(info.meta["class_counts"]["train"], "auto").tolist()
-    model.compile(optimizer=keras.optimizers.Adam(make_schedule("cosine", 1e-3, 10, steps, 1)),
-                  loss=SegmentationLoss("ce+dice", class_weights=cw),
-                  metrics=segmentation_metrics(k, 255, info.classes.names), jit_compile=False)
+    with training_strategy(gpus).scope():
+        model = get_model(name, k, input_shape=(size, size, len(info.bands)), backbone=backbone,
+                          **(model_args or {}))
+        cw = class_weights_from_counts(info.meta["class_counts"]["train"], "auto").tolist()
+        model.compile(optimizer=keras.optimizers.Adam(make_schedule("cosine", 1e-3, 10, steps, 1)),
+                      loss=SegmentationLoss("ce+dice", class_weights=cw),
+                      metrics=segmentation_metrics(k, 255, info.classes.names), jit_compile=JIT_VALUES[jit_compile])
     params = model.count_params()
 
     def timed_fit(data) -> float:
@@ -114,9 +135,10 @@ def bench_model(name: str, backbone: str | None, ds_dir: Path, size: int, batch:
         model.fit(data, steps_per_epoch=steps, epochs=1, verbose=0, shuffle=False, callbacks=[timer])
         return steps / timer.times[-1]
 
-    # 2. model alone on one cached batch; 3. full loop on the real pipeline. Warm-up first
-    # (tracing, first reads), then alternate the two so that load from other processes on a
-    # shared machine hits both alike; keep the best repeat of each.
+    # 2. model alone on one cached batch (it goes through the same strategy iterator, so on a GPU
+    # its copy to the device overlaps the previous step); 3. full loop on the real pipeline.
+    # Warm-up first (tracing, first reads), then alternate the two so that load from other
+    # processes on a shared machine hits both alike; keep the best repeat of each.
     cached = tf.data.Dataset.from_tensors((x, y)).repeat()
     for data in (cached, train_ds):
         model.fit(data, steps_per_epoch=1, epochs=1, verbose=0, shuffle=False)
@@ -124,13 +146,17 @@ def bench_model(name: str, backbone: str | None, ds_dir: Path, size: int, batch:
     for _ in range(repeats):
         model_sps = max(model_sps, timed_fit(cached))
         full_sps = max(full_sps, timed_fit(train_ds))
+    jit = bool(model.jit_compile)
     keras.mixed_precision.set_global_policy("float32")
     return {"model": name + (f"/{backbone}" if backbone else ""), "params_m": params / 1e6,
             "pipeline_sps": pipe_sps, "model_sps": model_sps, "full_sps": full_sps,
-            "ratio": full_sps / model_sps, "batch": batch, "rss_mb": peak_rss_mb()}
+            "ratio": full_sps / model_sps, "batch": batch, "rss_mb": peak_rss_mb(),
+            "device_mb": peak_device_memory_mb(gpus), "jit": "on" if jit else "off"}
 
 
 def main(argv=None) -> int:
+    from geoseg.training.config import JIT_COMPILE, PRECISIONS, parse_model_args
+
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true",
                    help="CPU-sized run: --size 64, --steps 3, DeepLab v3+ on mobilenetv2")
@@ -139,36 +165,46 @@ def main(argv=None) -> int:
     p.add_argument("--steps", type=int, default=10, help="timed steps per phase (pipeline: 4x as many batches)")
     p.add_argument("--repeats", type=int, default=2, help="alternating timed repeats per phase (best kept)")
     p.add_argument("--models", default="unet,deeplabv3plus")
+    p.add_argument("--model-args", default=None, metavar="JSON|k=v,...",
+                   help="builder arguments of the U-Net (as geoseg train --model-args)")
     p.add_argument("--pipeline-only", action="store_true", help="measure the input pipeline alone (no model)")
     p.add_argument("--backbone", default="resnet50v2", help="DeepLab v3+ backbone")
-    p.add_argument("--mixed-precision", action="store_true", help="float16 compute (GPU)")
+    p.add_argument("--precision", choices=PRECISIONS, default="float32",
+                   help="mixed: float16 compute (GPU; float32 with a warning on CPU)")
+    p.add_argument("--mixed-precision", dest="precision", action="store_const", const="mixed",
+                   help="same as --precision mixed")
+    p.add_argument("--jit-compile", choices=JIT_COMPILE, default="auto", help="XLA (as geoseg train)")
     p.add_argument("--work", default=None, help="folder for the sample dataset (default: a temp folder)")
     a = p.parse_args(argv)
     if a.quick:
         a.size, a.steps, a.backbone = 64, 3, "mobilenetv2"
+    unet_args = parse_model_args(a.model_args)
 
-    import tensorflow as tf
+    from geoseg.training.device import device_description, gpu_devices
 
-    gpus = tf.config.list_physical_devices("GPU")
-    device = f"GPU x{len(gpus)}" if gpus else f"CPU ({os.cpu_count()} cores)"
+    gpus = gpu_devices()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(a.work or tmp)
         t0 = time.perf_counter()
         ds = make_dataset(work, a.size)
-        print(f"device: {device}  tile: {a.size}x{a.size}x4  batch: {a.batch_size}  steps: {a.steps} x {a.repeats}  "
-              f"mixed precision: {a.mixed_precision}  (dataset built in {time.perf_counter() - t0:.1f} s)", flush=True)
+        print(f"device: {device_description(gpus)}  tile: {a.size}x{a.size}x4  batch: {a.batch_size}  "
+              f"steps: {a.steps} x {a.repeats}  precision: {a.precision}  jit-compile: {a.jit_compile}  "
+              f"(dataset built in {time.perf_counter() - t0:.1f} s)", flush=True)
         print(f"{'model':<24}{'params':>8}{'pipeline':>24}{'model alone':>24}{'full loop':>24}"
-              f"{'full/model':>12}{'peak RSS':>11}", flush=True)
+              f"{'full/model':>12}{'XLA':>5}{'peak RSS':>11}{'peak GPU':>11}", flush=True)
         for name in (["-"] if a.pipeline_only else a.models.split(",")):
             r = bench_model(name, a.backbone if name.startswith("deeplab") else None, ds, a.size, a.batch_size,
-                            a.steps, a.mixed_precision, a.repeats, a.pipeline_only)
+                            a.steps, a.precision, a.jit_compile, a.repeats, a.pipeline_only,
+                            unet_args if name == "unet" else None)
             b = r["batch"]
 
             def fmt(sps, b=b):
                 return f"{sps:7.2f} st/s {sps * b:7.1f} im/s"
 
+            gpu_mb = "-" if r["device_mb"] is None else f"{r['device_mb']:.0f} MB"
             print(f"{r['model']:<24}{r['params_m']:7.1f}M{fmt(r['pipeline_sps']):>24}{fmt(r['model_sps']):>24}"
-                  f"{fmt(r['full_sps']):>24}{r['ratio']:12.2f}{r['rss_mb']:9.0f} MB", flush=True)
+                  f"{fmt(r['full_sps']):>24}{r['ratio']:12.2f}{r['jit']:>5}{r['rss_mb']:8.0f} MB{gpu_mb:>11}",
+                  flush=True)
     return 0
 
 

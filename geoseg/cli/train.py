@@ -11,7 +11,16 @@ import sys
 
 from geoseg.cli.common import CommandParser, add_common_options, make_main, require
 from geoseg.io.atomic import check_writable
-from geoseg.training.config import MONITORS, NORMALIZATIONS, OPTIMIZERS, SCHEDULES, TrainConfig, default_value
+from geoseg.training.config import (
+    JIT_COMPILE,
+    MONITORS,
+    NORMALIZATIONS,
+    OPTIMIZERS,
+    PRECISIONS,
+    SCHEDULES,
+    TrainConfig,
+    default_value,
+)
 
 
 def build_parser() -> CommandParser:
@@ -63,7 +72,14 @@ def build_parser() -> CommandParser:
     t.add_argument("--balance", type=float, default=d("balance"), metavar="SHARE",
                    help="share of training draws from patches holding a rare class (0 = plain shuffling)")
     t.add_argument("--monitor", choices=MONITORS, default=d("monitor"))
-    t.add_argument("--mixed-precision", action="store_true", help="float16 compute on GPU")
+    t.add_argument("--precision", choices=PRECISIONS, default=d("precision"),
+                   help="mixed: float16 compute with float32 variables and loss scaling (GPU only; without a GPU "
+                        "the run warns and trains in float32)")
+    t.add_argument("--mixed-precision", dest="precision", action="store_const", const="mixed",
+                   default=argparse.SUPPRESS, help="same as --precision mixed")
+    t.add_argument("--jit-compile", choices=JIT_COMPILE, default=d("jit_compile"),
+                   help="XLA compilation of the training step; auto = Keras' choice (off on CPU and under the "
+                        "GPU input strategy)")
     t.add_argument("--seed", type=int, default=d("seed"))
     t.add_argument("--steps-per-epoch", type=int, default=None, help="default: one pass over the training patches")
     t.add_argument("--cache", action=argparse.BooleanOptionalAction, default=d("cache"),

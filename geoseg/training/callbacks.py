@@ -24,8 +24,9 @@ without a new best of the *smoothed* monitor (exponential moving average, weight
 half). The best checkpoint still follows the raw monitor value.
 
 History files ``OUT/history.csv`` and ``OUT/history.json`` (:class:`HistoryFiles`): one row per
-epoch, ``epoch`` 0-based (Keras' ``CSVLogger`` convention) then the epoch logs by name; both are
-rewritten from the state's history, so they always agree with it and with each other.
+epoch, ``epoch`` 1-based (as in ``state.json``, ``best_epoch`` and the progress lines) then the
+epoch logs by name; both are rewritten from the state's history, so they always agree with it and
+with each other.
 """
 
 from __future__ import annotations
@@ -267,11 +268,11 @@ class CheckpointState(keras.callbacks.Callback):
 
 
 def history_rows(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The rows of ``history.csv`` / ``history.json``: ``epoch`` 0-based, then the logs sorted by name."""
+    """The rows of ``history.csv`` / ``history.json``: ``epoch`` 1-based, then the logs sorted by name."""
     rows = []
     for h in history:
         rest = {k: h[k] for k in sorted(h) if k != "epoch"}
-        rows.append({"epoch": int(h["epoch"]) - 1, **rest})
+        rows.append({"epoch": int(h["epoch"]), **rest})
     return rows
 
 

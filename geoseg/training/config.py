@@ -20,6 +20,12 @@ MONITORS = ("val_loss", "val_miou")
 CLASS_WEIGHT_MODES = ("auto", "sqrt", "median", "none")
 LOSSES = ("ce", "bce", "dice", "focal", "lovasz", "jaccard")
 LOSS_ALIASES = {"crossentropy": "ce", "cce": "ce", "lovasz_softmax": "lovasz", "iou": "jaccard"}
+#: ``--precision``: ``mixed`` = float16 compute, float32 variables, loss scaling (GPU only).
+PRECISIONS = ("float32", "mixed")
+#: ``--jit-compile``: XLA compilation of the train and test steps (``auto`` = Keras' own choice).
+JIT_COMPILE = ("auto", "on", "off")
+#: Old spelling of ``precision: mixed`` (``--mixed-precision``, YAML ``mixed-precision: true``).
+LEGACY_MIXED = "mixed_precision"
 
 
 @dataclass
@@ -63,7 +69,11 @@ class TrainConfig:
         balance: share of training draws taken from patches that hold a rare class (pixel share
             below half of ``1/K``); 0 = plain shuffling. Only ever oversamples.
         monitor: ``val_miou`` (maximized) or ``val_loss`` (minimized); picks the best checkpoint.
-        mixed_precision: float16 compute on GPU (ignored on CPU).
+        precision: ``float32`` or ``mixed`` (float16 compute with float32 variables and loss
+            scaling, GPU only: without a GPU the run warns and trains in float32). The old
+            ``mixed_precision=True`` (``--mixed-precision``) means ``mixed``.
+        jit_compile: ``auto`` (Keras decides: off on CPU and under a distribution strategy),
+            ``on`` or ``off``: XLA compilation of the train/test steps (``model.compile(jit_compile=...)``).
         seed: random seed (weights, shuffling, augmentation); CPU runs are reproducible.
         steps_per_epoch: batches per epoch; default one pass over the training patches.
         cache: read patches once into an ``.npy`` memmap shard per split (reused on rerun).
@@ -104,7 +114,8 @@ class TrainConfig:
     early_stopping_patience: int = 10
     balance: float = 0.0
     monitor: str = "val_miou"
-    mixed_precision: bool = False
+    precision: str = "float32"
+    jit_compile: str = "auto"
     seed: int = 0
     steps_per_epoch: int | None = None
     cache: bool = True
@@ -133,6 +144,10 @@ class TrainConfig:
         """
         valid = set(cls.keys())
         norm = {str(k).replace("-", "_"): v for k, v in values.items()}
+        if norm.pop(LEGACY_MIXED, False):  # the old flag: true means precision "mixed"; false leaves it as given
+            if norm.get("precision") not in (None, "mixed"):
+                raise ConfigError(f"{source}: mixed_precision true contradicts precision {norm['precision']!r}")
+            norm["precision"] = "mixed"
         unknown = sorted(k for k in norm if k not in valid)
         if unknown:
             raise ConfigError(f"{source}: unknown key(s) {', '.join(unknown)}; valid keys: {', '.join(cls.keys())}")
@@ -181,6 +196,9 @@ class TrainConfig:
         _choice("schedule", self.schedule, SCHEDULES)
         _choice("normalization", self.normalization, NORMALIZATIONS)
         _choice("monitor", self.monitor, MONITORS)
+        _choice("precision", self.precision, PRECISIONS)
+        self.jit_compile = {True: "on", False: "off"}.get(self.jit_compile, self.jit_compile)  # type: ignore[call-overload]
+        _choice("jit_compile", self.jit_compile, JIT_COMPILE)
         if self.val_from not in (None, "", "train", "val"):
             raise InvalidParameterError(f"--val-from must be 'train' (or omitted), found {self.val_from!r}")
         self.val_from = self.val_from if self.val_from == "train" else None

@@ -2,8 +2,9 @@
 
 Steps: take the output folder's lock (one run per folder), validate the output folder and the
 dataset (every patch file's header) and, with ``--resume``, that the options are those of the
-checkpoint (all before TensorFlow is imported), seed, pick the strategy (MirroredStrategy over
-several GPUs) and precision (mixed float16 on GPU when asked), open the splits (cached memmaps),
+checkpoint (all before TensorFlow is imported), seed, pick the strategy (one or several GPUs: the
+next batch is staged on the device during the current step), precision (``--precision mixed``:
+float16 compute on GPU) and XLA (``--jit-compile``; :mod:`geoseg.training.device`), open the splits (cached memmaps),
 build and compile the model, optionally restore the last checkpoint (``--resume``, exact: see
 :mod:`geoseg.training.resume`), train with checkpoints / early stopping / TensorBoard / history
 files / curves / debug samples, restore the best weights, score the validation split and write
@@ -168,10 +169,10 @@ def _locked_fit(cfg: TrainConfig, model_fn: ModelFn | None, callbacks: Sequence[
     tf = import_tensorflow()  # after every check: quietly (no absl/oneDNN/CUDA lines; -v keeps them)
     import keras
 
-    gpus = tf.config.list_physical_devices("GPU")
-    mixed = bool(cfg.mixed_precision and gpus)
-    if cfg.mixed_precision and not gpus:
-        log.warning("--mixed-precision ignored: no GPU visible")
+    from geoseg.training.device import gpu_devices, policy_name, resolve_precision
+
+    gpus = gpu_devices()
+    precision = resolve_precision(cfg.precision, gpus)  # warns when mixed is asked for without a GPU
     previous_policy = keras.config.dtype_policy()
     keras.utils.set_random_seed(cfg.seed)
     # Deterministic kernels make seeded CPU runs reproducible; on GPU some kernels have no
@@ -180,18 +181,16 @@ def _locked_fit(cfg: TrainConfig, model_fn: ModelFn | None, callbacks: Sequence[
     # the rest of a process without GPUs (where it costs nothing measurable).
     if not gpus:
         tf.config.experimental.enable_op_determinism()
-    if mixed:
-        keras.mixed_precision.set_global_policy("mixed_float16")
+    keras.mixed_precision.set_global_policy(policy_name(precision))
     try:
-        return _fit(cfg, info, train_rows, val_rows, out, model_fn, callbacks, gpus, t0, state)
+        return _fit(cfg, info, train_rows, val_rows, out, model_fn, callbacks, gpus, precision, t0, state)
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)
 
 
 def _fit(cfg: TrainConfig, info: DatasetInfo, train_rows, val_rows, out: Path, model_fn, extra_callbacks,
-         gpus, t0: float, state: dict[str, Any] | None) -> TrainResult:
+         gpus, precision: str, t0: float, state: dict[str, Any] | None) -> TrainResult:
     import keras
-    import tensorflow as tf
 
     from geoseg.training.budget import TimeBudget
     from geoseg.training.callbacks import (
@@ -201,6 +200,7 @@ def _fit(cfg: TrainConfig, info: DatasetInfo, train_rows, val_rows, out: Path, m
         load_optimizer_state,
         prune_checkpoints,
     )
+    from geoseg.training.device import check_float32_output, device_description, resolve_jit, training_strategy
     from geoseg.training.losses import SegmentationLoss
     from geoseg.training.metrics import segmentation_metrics
     from geoseg.training.pipeline import make_tf_dataset
@@ -234,9 +234,11 @@ def _fit(cfg: TrainConfig, info: DatasetInfo, train_rows, val_rows, out: Path, m
     train_ds = train_stream(initial_epoch)
     val_ds = make_tf_dataset(val_src, norm, nodata, cfg.batch_size, training=False)
 
-    strategy = tf.distribute.MirroredStrategy() if len(gpus) > 1 else tf.distribute.get_strategy()
+    strategy = training_strategy(gpus)
     with strategy.scope():
         model, model_record = build_model(cfg, info.num_classes, input_shape, model_fn)
+        if precision == "mixed":
+            check_float32_output(model)
         if not cfg.weights:  # a resumed run too: the momentum is not in the checkpoint
             fast_batchnorm(model)
         out_channels = int(model.output_shape[-1])
@@ -249,15 +251,16 @@ def _fit(cfg: TrainConfig, info: DatasetInfo, train_rows, val_rows, out: Path, m
         optimizer = make_optimizer(cfg, schedule)
         loss = SegmentationLoss(cfg.loss, class_weights=class_weights, ignore_index=cfg.ignore_index)
         metrics = segmentation_metrics(scored, cfg.ignore_index, info.classes.names)
-        model.compile(optimizer=optimizer, loss=loss, metrics=metrics, jit_compile=False)
+        model.compile(optimizer=optimizer, loss=loss, metrics=metrics, jit_compile=resolve_jit(cfg.jit_compile, gpus))
 
     ckpt = out / CHECKPOINTS
     if state:
         files = state["files"]
         try:
-            model.optimizer.build(model.trainable_variables)  # so the weights file's optimizer part loads quietly
-            model.load_weights(ckpt / files["last_weights"])
-            load_optimizer_state(model.optimizer, model, ckpt / files["last_optimizer"])
+            with strategy.scope():  # optimizer variables live where the model's do (GPU strategies)
+                model.optimizer.build(model.trainable_variables)  # so the weights file's optimizer part loads quietly
+                model.load_weights(ckpt / files["last_weights"])
+                load_optimizer_state(model.optimizer, model, ckpt / files["last_optimizer"])
         except (OSError, ValueError, KeyError) as exc:
             raise BundleError(f"cannot resume from {ckpt}: {str(exc).splitlines()[0][:200]} "
                               "(use --overwrite to start again)") from None
@@ -328,6 +331,7 @@ def _fit(cfg: TrainConfig, info: DatasetInfo, train_rows, val_rows, out: Path, m
         "train_patches": len(train_src),
         "val_patches": len(val_src), "class_weights": class_weights, "seconds": round(seconds, 1),
         "history": HISTORY_CSV, "history_json": HISTORY_JSON, "curves": CURVES_PNG,
+        "device": device_description(gpus), "precision": precision, "jit_compile": bool(model.jit_compile),
     }
     save_bundle(bundle_model, out, info.classes, info.tile_size, norm, overwrite=True,
                 model={"name": cfg.model if model_fn is None else model.name, "arguments": model_record},

@@ -12,12 +12,12 @@ image is nodata in every band, so such pixels never reach loss or metrics.
 
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from geoseg.errors import DatasetError
+from geoseg.training.device import cpu_count
 from geoseg.training.sampling import draw_share
 
 if TYPE_CHECKING:
@@ -29,8 +29,12 @@ PREFETCH = 2
 
 
 def map_parallelism() -> int:
-    """Parallel calls of each ``map`` in the pipeline: the CPU count, at least 1 and at most 8."""
-    return max(1, min(8, os.cpu_count() or 1))
+    """Parallel calls of each ``map`` in the pipeline: the CPUs this process may use (affinity mask).
+
+    Fixed, not autotuned (see :func:`make_tf_dataset`); each call is one patch read + transform
+    (or one batch's normalization), so one per core keeps every core busy on a GPU host.
+    """
+    return cpu_count()
 
 
 def index_stream(n: int, seed: int = 0, rare_mask: np.ndarray | None = None, balance: float = 0.0):

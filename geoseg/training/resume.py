@@ -76,8 +76,18 @@ def resume_state(cfg: TrainConfig, info: DatasetInfo, folder: Path) -> dict[str,
         log.warning("%s predates recorded options: resuming without checking that they are the same",
                     folder / STATE_FILE)
     else:
-        check_same_parameters(recorded, run_parameters(cfg, info), folder / STATE_FILE)
+        check_same_parameters(_current_names(recorded), run_parameters(cfg, info), folder / STATE_FILE)
     return state
+
+
+def _current_names(recorded: dict[str, Any]) -> dict[str, Any]:
+    """Recorded parameters of a checkpoint written before ``--precision`` / ``--jit-compile``: its
+    ``mixed-precision`` flag as ``precision``, and XLA as Keras chose it then (``auto``)."""
+    out = dict(recorded)
+    if "mixed-precision" in out and "precision" not in out:
+        out["precision"] = "mixed" if out.pop("mixed-precision") else "float32"
+        out.setdefault("jit-compile", "auto")
+    return out
 
 
 def read_state(folder: Path) -> dict[str, Any] | None:

@@ -42,7 +42,7 @@ def test_fit_writes_bundle_that_reloads_identically(tiny_dataset, model_fn, tmp_
     assert (out / "training_curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with (out / "history.csv").open() as f:
         rows = list(csv.DictReader(f))
-    assert [int(r["epoch"]) for r in rows] == [0, 1] and "val_miou" in rows[0] and "lr" in rows[0]
+    assert [int(r["epoch"]) for r in rows] == [1, 2] and "val_miou" in rows[0] and "lr" in rows[0]
 
     meta = json.loads((out / "geoseg.json").read_text())
     info = json.loads((ds / "dataset.json").read_text())
@@ -113,7 +113,7 @@ def test_resume_after_interrupt(tiny_dataset, model_fn, tmp_path):
     # Optimizer state came back: the iteration counter (and so the LR schedule) continued.
     assert int(res.model.optimizer.iterations) == 3 * steps
     with (out / "history.csv").open() as f:
-        assert [int(r["epoch"]) for r in csv.DictReader(f)] == [0, 1, 2]
+        assert [int(r["epoch"]) for r in csv.DictReader(f)] == [1, 2, 3]
     assert json.loads((out / "geoseg.json").read_text())["training"]["epochs"] == 3
 
 

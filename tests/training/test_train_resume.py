@@ -75,13 +75,13 @@ def test_resume_is_bit_exact_and_history_files_agree(tiny_dataset, tmp_path):
     assert int(res.model.optimizer.iterations) == int(ref.model.optimizer.iterations) == 9
     assert (out / "history.csv").read_text() == (tmp_path / "ref" / "history.csv").read_text()
 
-    # history.json = history.csv = the state's history (epoch 0-based in the files, 1-based in the state).
+    # history.json = history.csv = the state's history (epoch 1-based everywhere).
     for run in (tmp_path / "ref", out):
         rows = json.loads((run / "history.json").read_text())
         assert rows == read_history_csv(run / "history.csv")
         state = read_state(run / "checkpoints")
-        assert [r["epoch"] for r in rows] == [0, 1, 2]
-        assert [{**r, "epoch": r["epoch"] + 1} for r in rows] == state["history"]
+        assert [r["epoch"] for r in rows] == [1, 2, 3]
+        assert rows == state["history"]
         assert set(rows[0]) >= {"loss", "val_loss", "miou", "val_miou", "lr"}
         # one snapshot left: the files state.json names, nothing else
         names = sorted(p.name for p in (run / "checkpoints").iterdir())
@@ -101,4 +101,4 @@ def test_resume_of_a_finished_run_keeps_history_in_step(tiny_dataset, model_fn, 
                           seed=1, resume=True), model_fn=model_fn)
     assert res.epochs == 2
     rows = json.loads((out / "history.json").read_text())
-    assert rows == read_history_csv(out / "history.csv") and [r["epoch"] for r in rows] == [0, 1]
+    assert rows == read_history_csv(out / "history.csv") and [r["epoch"] for r in rows] == [1, 2]
