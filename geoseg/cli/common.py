@@ -41,7 +41,7 @@ def add_common_options(parser: argparse.ArgumentParser, *, out: bool = True, wor
         parser.add_argument("--resume", action="store_true", help="continue an interrupted run")
     if workers:
         parser.add_argument("--workers", type=int, default=1, metavar="N",
-                            help="parallel workers (dask local processes); 1 runs in this process")
+                            help="parallel workers (dask local processes; threads for tile); 1 runs in this process")
         parser.add_argument("--scheduler", metavar="ADDRESS",
                             help="dask.distributed scheduler address (tcp://host:8786) instead of local workers")
     parser.add_argument("--config", metavar="FILE.yaml",
