@@ -295,15 +295,22 @@ def device_batch_size(free_bytes: int, per_window_bytes: int, extra_bytes: int =
 
 
 def gpu_total_memory() -> int | None:
-    """Memory of the first GPU in bytes (``nvidia-smi``), None when it cannot be asked."""
+    """Memory in bytes of the first GPU TensorFlow sees (``nvidia-smi``), None when it cannot be asked.
+
+    ``nvidia-smi`` numbers GPUs physically and ignores ``CUDA_VISIBLE_DEVICES``; a worker started
+    with ``CUDA_VISIBLE_DEVICES=2`` (one GPU per dask worker) sees physical GPU 2 as its first, so
+    the first entry of that variable (an index or a UUID, both accepted by ``--id``) is asked.
+    """
+    import os
     import shutil
     import subprocess
 
     exe = shutil.which("nvidia-smi")
     if exe is None:
         return None
+    first = (os.environ.get("CUDA_VISIBLE_DEVICES") or "0").split(",")[0].strip() or "0"
     try:
-        out = subprocess.run([exe, "--query-gpu=memory.total", "--format=csv,noheader,nounits", "--id=0"],
+        out = subprocess.run([exe, "--query-gpu=memory.total", "--format=csv,noheader,nounits", f"--id={first}"],
                              capture_output=True, text=True, timeout=10, check=True).stdout
         return int(float(out.strip().splitlines()[0]) * 2**20)
     except (OSError, subprocess.SubprocessError, ValueError, IndexError):

@@ -90,6 +90,22 @@ def test_device_batch_size_formula(free, per_window, extra, expected):
     assert device_batch_size(free, per_window, extra) == expected
 
 
+def test_gpu_memory_asks_the_gpu_this_process_sees(tmp_path, monkeypatch):
+    from geoseg.inference.forward import gpu_total_memory
+
+    fake = tmp_path / "nvidia-smi"  # physical GPU i has (i + 1) GiB; prints what --id asks
+    fake.write_text('#!/bin/sh\nfor a in "$@"; do case "$a" in --id=*) i=${a#--id=};; esac; done\n'
+                    'echo $(( (i + 1) * 1024 ))\n')
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    assert gpu_total_memory() == 1 * 2**30
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,3")  # a dask worker given physical GPU 2 first
+    assert gpu_total_memory() == 3 * 2**30
+    monkeypatch.setenv("PATH", str(tmp_path / "none"))
+    assert gpu_total_memory() is None
+
+
 def test_batch_size_defaults_to_8_without_gpu(softmax_bundle):
     import tensorflow as tf
 
