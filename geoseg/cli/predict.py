@@ -55,7 +55,8 @@ def build_parser() -> CommandParser:
                    help="where windows are blended and encoded: device = on the model's device, only encoded "
                         "rows copied back; auto (default) = device where a GPU is visible, else host. Same outputs")
     p.add_argument("--precision", choices=("float32", "mixed"), default="float32",
-                   help="mixed: float16 compute on a GPU (bfloat16 on CPU, slower there); outputs differ slightly")
+                   help="mixed: float16 compute on a GPU (bfloat16 on CPU: faster only on CPUs with "
+                        "bfloat16 instructions); outputs differ slightly")
     p.add_argument("--xla", action="store_true", help="compile the model with XLA (off by default: slower on CPU)")
     p.add_argument("--allow-input-mismatch", action="store_true",
                    help="predict scenes whose dtype or value range differs from the training data (warn only)")
