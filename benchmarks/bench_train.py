@@ -80,10 +80,10 @@ def bench_model(name: str, backbone: str | None, ds_dir: Path, size: int, batch:
     import tensorflow as tf
 
     from geoseg.models import get_model
+    from geoseg.runtime.tensorflow import visible_gpus
     from geoseg.training.data import PatchReader, cache_arrays, load_dataset, normalization_for
     from geoseg.training.device import (
         JIT_VALUES,
-        gpu_devices,
         peak_device_memory_mb,
         policy_name,
         reset_device_memory_peak,
@@ -116,7 +116,7 @@ def bench_model(name: str, backbone: str | None, ds_dir: Path, size: int, batch:
                 "full_sps": float("nan"), "ratio": float("nan"), "batch": batch, "rss_mb": peak_rss_mb(),
                 "device_mb": None, "jit": "-"}
 
-    gpus = gpu_devices()
+    gpus = visible_gpus()
     keras.mixed_precision.set_global_policy(policy_name(resolve_precision(precision, gpus)))
     reset_device_memory_peak(gpus)
     k = info.num_classes
@@ -180,9 +180,10 @@ def main(argv=None) -> int:
         a.size, a.steps, a.backbone = 64, 3, "mobilenetv2"
     unet_args = parse_model_args(a.model_args)
 
-    from geoseg.training.device import device_description, gpu_devices
+    from geoseg.runtime.tensorflow import visible_gpus
+    from geoseg.training.device import device_description
 
-    gpus = gpu_devices()
+    gpus = visible_gpus()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(a.work or tmp)
         t0 = time.perf_counter()

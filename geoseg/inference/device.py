@@ -37,15 +37,9 @@ import numpy as np
 
 from geoseg.inference.options import ACCUMULATE
 from geoseg.inference.writers import LABEL_NODATA, PROB_UINT8_MAX, PROB_UINT8_NODATA
-from geoseg.runtime.tensorflow import import_tensorflow
+from geoseg.runtime.tensorflow import import_tensorflow, visible_gpus
 
 __all__ = ["ACCUMULATE", "DeviceAccumulator", "EncodedRows", "Encoding", "resolve_accumulate"]
-
-
-def gpu_visible() -> bool:
-    """True when TensorFlow sees a GPU (imports TensorFlow)."""
-    tf = import_tensorflow()
-    return bool(tf.config.list_physical_devices("GPU"))
 
 
 def resolve_accumulate(choice: str, onnx: bool = False) -> str:
@@ -55,7 +49,7 @@ def resolve_accumulate(choice: str, onnx: bool = False) -> str:
     benchmarks/README.md), so ``auto`` keeps it there. ONNX models always run on the host path.
     """
     if choice == "auto":
-        return "host" if onnx or not gpu_visible() else "device"
+        return "host" if onnx or not visible_gpus() else "device"
     return choice
 
 

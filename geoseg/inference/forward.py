@@ -24,7 +24,7 @@ import numpy as np
 from geoseg.errors import BundleError, InvalidParameterError
 from geoseg.inference.options import PRECISIONS
 from geoseg.io.bundle import Bundle, model_input_channels
-from geoseg.runtime.tensorflow import import_tensorflow
+from geoseg.runtime.tensorflow import import_tensorflow, visible_gpus
 
 #: Windows per model call on CPU (and with ONNX) when ``--batch-size`` is not given.
 DEFAULT_BATCH = 8
@@ -198,7 +198,7 @@ class Forward(_Batched):
         if precision not in PRECISIONS:
             raise InvalidParameterError(f"--precision {precision!r} is not known; choose from {', '.join(PRECISIONS)}")
         if precision == "mixed":
-            model = mixed_copy(model, "mixed_float16" if tf.config.list_physical_devices("GPU") else "mixed_bfloat16")
+            model = mixed_copy(model, "mixed_float16" if visible_gpus() else "mixed_bfloat16")
         self.model = model
         spec = tf.TensorSpec((None, self.tile, self.tile, self.bands), tf.float32)
 
@@ -252,7 +252,7 @@ class Forward(_Batched):
         """
         if self._batch is None:
             self._batch = DEFAULT_BATCH
-            if self._tf.config.list_physical_devices("GPU"):
+            if visible_gpus():
                 self._batch = self._probe_batch()
         return self._batch
 

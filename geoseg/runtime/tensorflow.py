@@ -25,6 +25,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from types import ModuleType
+from typing import Any
 
 _lock = threading.Lock()
 _imported = False
@@ -79,3 +80,12 @@ def import_tensorflow(verbose: bool | None = None) -> ModuleType:
                     logger.setLevel(logging.ERROR)
         _imported = True
         return tf
+
+
+def visible_gpus() -> list[Any]:
+    """The GPUs TensorFlow sees (``tf.config.list_physical_devices("GPU")``); imports it quietly.
+
+    The one GPU probe of the package: training picks its distribution strategy and precision from
+    it, prediction its accumulation path, precision and batch size.
+    """
+    return list(import_tensorflow().config.list_physical_devices("GPU"))

@@ -35,18 +35,11 @@ log = logging.getLogger(__name__)
 JIT_VALUES: dict[str, bool | str] = {"auto": "auto", "on": True, "off": False}
 
 
-def gpu_devices() -> list[Any]:
-    """The visible GPUs (``tf.config.list_physical_devices("GPU")``)."""
-    import tensorflow as tf
-
-    return list(tf.config.list_physical_devices("GPU"))
-
-
 def training_strategy(gpus: list[Any]) -> Any:
     """The strategy to build and train the model under (see the module doc).
 
     Args:
-        gpus: the visible GPUs (:func:`gpu_devices`).
+        gpus: the visible GPUs (:func:`geoseg.runtime.tensorflow.visible_gpus`).
 
     Returns:
         ``MirroredStrategy`` over several GPUs, ``OneDeviceStrategy("/gpu:0")`` on one (both stage

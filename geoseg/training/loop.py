@@ -169,9 +169,10 @@ def _locked_fit(cfg: TrainConfig, model_fn: ModelFn | None, callbacks: Sequence[
     tf = import_tensorflow()  # after every check: quietly (no absl/oneDNN/CUDA lines; -v keeps them)
     import keras
 
-    from geoseg.training.device import gpu_devices, policy_name, resolve_precision
+    from geoseg.runtime.tensorflow import visible_gpus
+    from geoseg.training.device import policy_name, resolve_precision
 
-    gpus = gpu_devices()
+    gpus = visible_gpus()
     precision = resolve_precision(cfg.precision, gpus)  # warns when mixed is asked for without a GPU
     previous_policy = keras.config.dtype_policy()
     keras.utils.set_random_seed(cfg.seed)

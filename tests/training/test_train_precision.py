@@ -12,12 +12,12 @@ import pytest
 from geoseg.cli.train import build_parser, config_from_args
 from geoseg.cli.train import main as train_main
 from geoseg.errors import ConfigError, InvalidParameterError, ModelConfigError
+from geoseg.runtime.tensorflow import visible_gpus
 from geoseg.training import TrainConfig, fit
 from geoseg.training.callbacks import read_state
 from geoseg.training.device import (
     check_float32_output,
     cpu_count,
-    gpu_devices,
     peak_device_memory_mb,
     resolve_jit,
     resolve_precision,
@@ -117,7 +117,7 @@ def test_float16_output_refused(model_fn):
 
 
 def test_device_helpers_on_this_machine(caplog):
-    gpus = gpu_devices()
+    gpus = visible_gpus()
     if gpus:
         pytest.skip("CPU-side behaviour")
     assert resolve_precision("mixed", []) == "float32" and "needs a GPU" in caplog.text
@@ -134,7 +134,7 @@ def test_device_helpers_on_this_machine(caplog):
 
 
 def test_cpu_run_with_mixed_and_xla_trains_float32_and_records_it(tiny_dataset, model_fn, tmp_path, caplog):
-    if gpu_devices():
+    if visible_gpus():
         pytest.skip("CPU fallback")
     ds = tiny_dataset()
     out = tmp_path / "b"
@@ -200,7 +200,7 @@ def train_and_predict(tmp_path, precision: str) -> None:
     assert rc == 0
     meta = json.loads((out / "geoseg.json").read_text())
     assert meta["training"]["precision"] == precision and meta["training"]["epochs"] == 2
-    assert ("CPU" in meta["training"]["device"]) == (not gpu_devices())
+    assert ("CPU" in meta["training"]["device"]) == (not visible_gpus())
     pred = predict_scene(out, s.scene, tmp_path / "pred", overwrite=True, progress=False)
     with rasterio.open(pred.label) as ds:
         label = ds.read(1)
