@@ -139,7 +139,24 @@ def run(args: argparse.Namespace) -> int:
     result = run_tiling(config_from_args(args))
     if not args.quiet:
         print(result.summary())
+    _quick_exit()
     return 0
+
+
+def _quick_exit() -> None:
+    """Skip the interpreter's final garbage collection of this process's objects at exit.
+
+    Every output is written and closed when the command returns; the full collection Python runs
+    at exit then only frees memory, and with dask.distributed imported (``--scheduler``) it takes
+    about 0.1 s, a tenth of a small run's serial part. ``gc.freeze()`` at exit moves the objects
+    out of its reach (the memory goes back with the process); in a process that keeps running
+    (tests, notebooks) nothing changes before exit.
+    """
+    import atexit
+    import gc
+
+    atexit.unregister(gc.freeze)  # once, however many runs this process makes
+    atexit.register(gc.freeze)
 
 
 main = make_main(build_parser, run)

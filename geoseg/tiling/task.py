@@ -89,6 +89,13 @@ def tile_batch(task: BatchTask) -> BatchResult:
         return _tile_batch(task)
 
 
+def tile_batch_in_thread(task: BatchTask) -> BatchResult:
+    """:func:`tile_batch` for a worker thread of a run whose caller has already quietened the
+    georeference warnings (``warnings.catch_warnings`` is not thread-safe: it is entered once,
+    around the whole run, by :func:`geoseg.tiling.tiler.run_tiling`)."""
+    return _tile_batch(task)
+
+
 def _tile_batch(task: BatchTask) -> BatchResult:
     stats = BandStats(task.dtype, len(task.bands), seed=task.seed)
     rows: list[dict[str, Any]] = []
@@ -106,6 +113,10 @@ def _tile_batch(task: BatchTask) -> BatchResult:
                     if task.write_thread else None)
         submit = consumer.submit if consumer is not None else _call
         ds = stack.enter_context(rasterio.open(task.scene))
+        crs, scene_transform = ds.crs, ds.transform
+        image_writer = writer.PatchWriter(crs, task.nodata, fmt=task.fmt, compress=task.compress)
+        label_writer = writer.PatchWriter(crs, IGNORE_INDEX, fmt=task.fmt, compress=task.compress,
+                                          colormap=task.colormap)
         lab = stack.enter_context(open_labels(task.labels)) if task.labels is not None else None
         if lab is not None:
             lab.prepare([w for w, it in zip(wins, task.items) if it[4] not in task.done])
@@ -117,11 +128,11 @@ def _tile_batch(task: BatchTask) -> BatchResult:
                     data = writer.read_patch_file(img_path)
                     stats.update(data, _valid(data, task.nodata, win, task.height, task.width, inside))
                 continue
-            data = (read_window(ds, list(task.bands), win) if inside  # fill_value slows plain reads 3x
+            data = (_read_interleaved(ds, task.bands, win, task.dtype) if inside  # fill_value slows plain reads 3x
                     else read_window(ds, list(task.bands), win, boundless=True, fill_value=fill))
             valid = _valid(data, task.nodata, win, task.height, task.width, inside)
             npx = h * w
-            nodata_fraction = 1.0 - float(valid.sum()) / npx
+            nodata_fraction = 1.0 - np.count_nonzero(valid) / npx
             if nodata_fraction > task.max_nodata:
                 dropped["nodata"] += 1
                 continue
@@ -138,18 +149,16 @@ def _tile_batch(task: BatchTask) -> BatchResult:
                 if labeled < task.min_labeled:
                     dropped["labeled"] += 1
                     continue
-            transform = window_transform(win, ds.transform)
-            submit(functools.partial(writer.write_patch, img_path, data, transform, ds.crs, task.nodata,
-                                     fmt=task.fmt, compress=task.compress))
+            transform = window_transform(win, scene_transform)
+            submit(functools.partial(image_writer.write, img_path, data, transform))
             label_rel = ""
             if labels is not None:
                 lab_path = writer.patch_path(task.out, "labels", pid, task.fmt)
-                submit(functools.partial(writer.write_label, lab_path, labels, transform, ds.crs, fmt=task.fmt,
-                                         compress=task.compress, colormap=task.colormap))
+                submit(functools.partial(label_writer.write, lab_path, labels.astype(np.uint8, copy=False), transform))
                 label_rel = f"labels/{lab_path.name}"
             if split == "train":
                 stats.update(data, valid)
-            minx, miny, maxx, maxy = window_bounds(win, ds.transform)
+            minx, miny, maxx, maxy = window_bounds(win, scene_transform)
             rows.append({
                 "id": pid, "scene": task.scene_name, "split": split, "row_off": r, "col_off": c,
                 "width": w, "height": h, "minx": minx, "miny": miny, "maxx": maxx, "maxy": maxy,
@@ -160,11 +169,42 @@ def _tile_batch(task: BatchTask) -> BatchResult:
     return BatchResult(rows=rows, stats=stats, dropped=dropped)
 
 
+def _read_interleaved(ds: Any, bands: tuple[int, ...], win: Window, dtype: str) -> np.ndarray:
+    """A window as a ``(C, H, W)`` view of a pixel-interleaved ``(H, W, C)`` buffer.
+
+    For a pixel-interleaved scene this costs up to ~0.5 ms more per 512 px 4-band window than
+    band by band, and saves more: the buffer is what a pixel-interleaved patch file holds
+    (:class:`geoseg.tiling.writer.PatchWriter` copies its tiles; interleaving in numpy costs
+    ~2.4 ms), and the 8-bit histograms read it two bands at a time.
+    """
+    buf = np.empty((int(win.height), int(win.width), len(bands)), dtype=dtype)
+    return read_window(ds, list(bands), win, out=buf.transpose(2, 0, 1))
+
+
 def _valid(data: np.ndarray, nodata: float | None, win: Window, height: int, width: int, inside: bool) -> np.ndarray:
+    if nodata is not None and data.dtype.kind in "iu" and float(nodata).is_integer():
+        info = np.iinfo(data.dtype)
+        if info.min <= nodata <= info.max:  # compare as the pixels' type, not as float64 (8x the work)
+            nodata = data.dtype.type(int(nodata))  # type: ignore[assignment]
+            packed = _packed_valid(data, nodata)
+            if packed is not None:
+                return packed if inside else packed & inside_mask(win, height, width)
     valid = valid_mask(data, nodata)
     if not inside:
         valid &= inside_mask(win, height, width)
     return valid
+
+
+def _packed_valid(data: np.ndarray, nodata: Any) -> np.ndarray | None:
+    """:func:`geoseg.io.raster.valid_mask` of integer pixels in a pixel-interleaved buffer, one
+    comparison per pixel: all C bands equal ``nodata`` exactly when the pixel's C * itemsize bytes,
+    read as one unsigned integer, equal ``nodata`` repeated C times. None for any other layout."""
+    hwc = data.transpose(1, 2, 0)
+    word = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}.get(hwc.shape[2] * hwc.itemsize)
+    if word is None or not hwc.flags.c_contiguous:
+        return None
+    pattern = np.full(hwc.shape[2], nodata, dtype=hwc.dtype).view(word)[0]
+    return hwc.view(word)[:, :, 0] != pattern
 
 
 def _call(job: functools.partial) -> None:

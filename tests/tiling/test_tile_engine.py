@@ -11,7 +11,7 @@ import pytest
 import rasterio
 from rasterio.windows import Window
 
-from geoseg.errors import SceneTooSmallError
+from geoseg.errors import DatasetError, SceneTooSmallError
 from geoseg.io.vector import read_vector
 from geoseg.tiling import writer
 from geoseg.tiling.tiler import TileConfig, run_tiling
@@ -232,3 +232,57 @@ def test_uint8_statistics_counted_two_bands_at_a_time_are_exact(bands):
         assert res["mean"][b] == pytest.approx(v.mean()) and res["std"][b] == pytest.approx(v.std())
         assert (res["min"][b], res["max"][b]) == (v.min(), v.max())
     assert res["pixels"] == sum(int(m.sum()) for m in masks)
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file() and p.name != ".geoseg.lock"}
+
+
+def test_overwrite_replaces_the_previous_dataset_entirely(make_raster, tmp_path, monkeypatch):
+    # --overwrite moves the previous patch folders aside and deletes them while the new run tiles:
+    # the result must be what a run into an empty folder gives, with nothing of the old run left.
+    monkeypatch.setenv("OGR_CURRENT_DATE", "2000-01-01T00:00:00Z")  # GeoPackages record their write time
+    scene = make_raster("scene.tif", height=64, width=64, bands=3, nodata=0)
+    lab = make_raster("lab.tif", data=_labels(64, 64))
+    background = make_raster("background.tif", data=np.zeros((64, 64), np.uint8))
+    new = dict(labels=(str(lab),), size=32, val_fraction=0.25)
+    run_tiling(_cfg(scene, tmp_path / "fresh", **new))
+    out = tmp_path / "ds"
+    run_tiling(_cfg(scene, out, labels=(str(lab),), size=16, stride=8))  # 49 patches, other ids
+    leftover = out / ".geoseg-old-images-0123abcd"  # what a run killed during the deletion leaves
+    leftover.mkdir()
+    (leftover / "s_r0_c0.tif").write_bytes(b"old")
+    assert len(list((out / "images").iterdir())) == 49
+    run_tiling(_cfg(scene, out, overwrite=True, **new))
+    assert _files(out) == _files(tmp_path / "fresh")
+    assert len(_files(out)) == 2 * 4 + 6  # 4 images, 4 labels, index.csv, lists, GeoPackages, dataset.json
+    # A failed --overwrite run (no patch passes the filters) leaves neither the old nor a partial dataset.
+    with pytest.raises(DatasetError, match="no patch passed"):
+        run_tiling(_cfg(scene, out, overwrite=True, min_labeled=0.5, **{**new, "labels": (str(background),)}))
+    assert sorted(p.name for p in out.iterdir()) in ([], [".geoseg.lock"])
+
+
+def test_tasks_per_scene_shrink_with_the_number_of_scenes():
+    from geoseg.tiling.tiler import TASKS_PER_RUN, TASKS_PER_SCENE, tasks_per_scene
+
+    assert (TASKS_PER_RUN, TASKS_PER_SCENE) == (16, 16)
+    assert [tasks_per_scene(n) for n in (1, 2, 3, 8, 15, 16, 40)] == [16, 8, 6, 2, 2, 1, 1]
+
+
+def test_whole_scene_tasks_give_the_same_dataset(make_raster, tmp_path, monkeypatch):
+    # Many small scenes: one task per scene. The dataset must not depend on the task partition.
+    monkeypatch.setenv("OGR_CURRENT_DATE", "2000-01-01T00:00:00Z")
+    scenes = tuple(str(make_raster(f"s{i}.tif", height=48, width=64, bands=3, nodata=0, seed=i)) for i in range(3))
+    labels = tuple(str(make_raster(f"l{i}.tif", data=_labels(48, 64, seed=i))) for i in range(3))
+    common = dict(labels=labels, size=16, val_fraction=0.25, quiet=True)
+    run_tiling(TileConfig(scenes=scenes, out=str(tmp_path / "rows"), batch_size=4, **common))  # a window row each
+    from geoseg.tiling import tiler
+
+    monkeypatch.setattr(tiler, "TASKS_PER_RUN", 1)
+    calls = []
+    real = tiler.tile_batch
+    monkeypatch.setattr(tiler, "tile_batch", lambda task: calls.append(len(task.items)) or real(task))
+    run_tiling(TileConfig(scenes=scenes, out=str(tmp_path / "whole"), **common))
+    assert len(calls) == 3 and sum(calls) == sum(1 for r in _rows(tmp_path / "whole"))
+    assert _files(tmp_path / "whole") == _files(tmp_path / "rows")
