@@ -35,6 +35,7 @@ import hashlib
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -157,8 +158,13 @@ class Cluster:
         self.log.close()
 
 
-def run(cmd: list[str], env: dict[str, str]) -> float:
-    """Run a geoseg command; its wall-clock seconds."""
+def run(cmd: list[str], env: dict[str, str], out: Path) -> float:
+    """Run a geoseg command writing into ``out``; its wall-clock seconds.
+
+    ``out`` is deleted first (not timed): the command's ``--overwrite`` would otherwise delete an
+    earlier benchmark's files in the background while it runs, which is not tiling work.
+    """
+    shutil.rmtree(out, ignore_errors=True)
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
     if proc.returncode != 0:
@@ -175,6 +181,8 @@ def main() -> None:
     ap.add_argument("--steps", default="tile,predict", help="steps to run (default tile,predict)")
     ap.add_argument("--pin", action=argparse.BooleanOptionalAction, default=True,
                     help="worker i on core i only (taskset; default); --no-pin: all processes share all cores")
+    ap.add_argument("--repeats", type=int, default=3,
+                    help="warm runs per worker count; the median is reported (this VM's CPU time varies ~20 %%)")
     ap.add_argument("--work", default="/tmp/geoseg-bench-scaleout", help="scratch folder (scenes, bundle cached)")
     args = ap.parse_args()
     if args.quick:
@@ -201,21 +209,25 @@ def main() -> None:
     ref, ref_s = {}, {}
     for name, cmd in steps.items():
         out = work / f"{name}_single"
-        ref_s[name] = run(cmd + ["--out", str(out)], env)
+        ref_s[name] = run(cmd + ["--out", str(out)], env, out)
         ref[name] = digests(out)
-    times: dict[tuple[str, int], dict[str, float]] = {}
+    times: dict[tuple[str, int], dict] = {}
     same: dict[tuple[str, int], str] = {}
     for w in counts:
         with Cluster(w, work, env, args.pin) as cluster:
             for name, cmd in steps.items():
                 row = {"start": cluster.startup}
-                for run_name in ("cold", "warm"):
+                for run_name in ("cold", *["warm"] * max(1, args.repeats)):
                     out = work / f"{name}_w{w}_{run_name}"
                     cpu = cluster.worker_cpu()
-                    row[run_name] = run(cmd + ["--out", str(out), "--scheduler", cluster.address], env)
-                    row[f"{run_name}_cpu"] = cluster.worker_cpu() - cpu
+                    secs = run(cmd + ["--out", str(out), "--scheduler", cluster.address], env, out)
+                    row.setdefault(f"{run_name}_all", []).append(secs)
+                    row.setdefault(f"{run_name}_cpu_all", []).append(cluster.worker_cpu() - cpu)
                     verdict = compare(ref[name], digests(out))
                     same[name, w] = verdict if run_name == "cold" or verdict.startswith("DIFF") else same[name, w]
+                for run_name in ("cold", "warm"):
+                    row[run_name] = statistics.median(row[f"{run_name}_all"])
+                    row[f"{run_name}_cpu"] = statistics.median(row[f"{run_name}_cpu_all"])
                 times[name, w] = row
     n = args.scenes
     print(f"{'step':>8} {'workers':>7} {'start s':>7} {'cold s':>7} {'warm s':>7} {'scenes/s warm':>13} "
