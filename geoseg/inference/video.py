@@ -151,7 +151,7 @@ def predict_video(bundle: Bundle, source: str | Path | int, out_dir: str | Path,
                 info = open_scene(frame_path)
                 if n == 0:
                     bands = _check_first_frame(info, bundle, opts, src.name)
-                    forward = forward or make_forward(bundle, bands, opts.tta)
+                    forward = forward or make_forward(bundle, bands, opts.tta, opts.precision, opts.xla)
                 label = predict_frame(forward, bundle, info, bands, opts)
                 writers[0].append_data(overlay(frame, label, lut, alpha))
                 if label_video:

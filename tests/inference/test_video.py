@@ -60,14 +60,24 @@ def test_overlay_blend_is_exact():
     assert out[1, 0].tolist() == [100, 100, 100]
 
 
-@pytest.mark.parametrize("mode", ["stride", "per_image"])
-def test_predict_video_overlay(clip, identity_bundle_dir, tmp_path, mode):
+@pytest.mark.parametrize("mode, precision", [("stride", "float32"), ("per_image", "float32"), ("stride", "mixed")])
+def test_predict_video_overlay(clip, identity_bundle_dir, tmp_path, monkeypatch, mode, precision):
+    import geoseg.inference.video as video_mod
     from geoseg.io.bundle import load_bundle
 
+    built = []
+    real = video_mod.make_forward
+
+    def spy(bundle, bands, tta, precision="float32", xla=False):
+        built.append(precision)
+        return real(bundle, bands, tta, precision, xla)
+
+    monkeypatch.setattr(video_mod, "make_forward", spy)
     out = tmp_path / "pred"
     rc = main(["--model", str(identity_bundle_dir), str(clip), "--out", str(out), "--mode", mode,
-               "--label-video", "--quiet"])
+               "--label-video", "--quiet", "--precision", precision])
     assert rc == 0
+    assert built == [precision]  # --precision reaches the video's model
     src, frames = read_all(out / "clip_overlay.mp4")
     assert frames.shape == (N, H, W, 3)
     assert src.size == (W, H)
