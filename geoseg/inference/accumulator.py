@@ -14,8 +14,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 import numpy as np
+
+#: What an accumulator hands out for finished rows.
+Rows = TypeVar("Rows")
 
 
 @dataclass(frozen=True)
@@ -37,7 +41,55 @@ class RowBlock:
         return int(self.valid.shape[0])
 
 
-class StripAccumulator:
+class RowWindow(Generic[Rows]):
+    """Which rows are finished and which of them are handed out: the bookkeeping of both
+    accumulators (this module's, on the host, and :class:`geoseg.inference.device.DeviceAccumulator`).
+
+    The buffer holds ``tile`` rows starting at grid row ``base``. :meth:`advance` finishes the
+    rows above the next window's top row ``n`` at a time (at most ``tile``): the part of them
+    inside ``emit`` (and not handed out yet) goes to :meth:`_finished`, then :meth:`_shift` drops
+    the ``n`` rows from the buffer.
+
+    Args:
+        tile: rows held (the window height in pixels).
+        start: grid row of the first window that will be added.
+        emit: ``(first, stop)`` scene rows to hand out.
+    """
+
+    def __init__(self, tile: int, start: int, emit: tuple[int, int]):
+        self.tile = int(tile)
+        self.base = int(start)
+        self.emit_rows = (int(emit[0]), int(emit[1]))
+        self._next_emit = self.emit_rows[0]
+
+    def advance(self, row: int) -> Iterator[Rows]:
+        """Finish every row above grid row ``row`` (the next window's top); yield those to emit."""
+        row = int(row)
+        while self.base < row:
+            n = min(row - self.base, self.tile)
+            lo = max(self.base, self._next_emit)
+            hi = min(self.base + n, self.emit_rows[1])
+            if lo < hi:
+                block = self._finished(lo, lo - self.base, hi - self.base)
+                self._next_emit = hi
+                yield block
+            self._shift(n)
+            self.base += n
+
+    def finish(self) -> Iterator[Rows]:
+        """Finish all remaining rows up to the end of the emitted range."""
+        yield from self.advance(max(self.emit_rows[1], self.base))
+
+    def _finished(self, row: int, a: int, b: int) -> Rows:
+        """Buffer rows ``[a, b)`` (scene rows from ``row``), finished, in the form handed out."""
+        raise NotImplementedError
+
+    def _shift(self, n: int) -> None:
+        """Drop the first ``n`` buffer rows; the rest move up, the freed rows are cleared."""
+        raise NotImplementedError
+
+
+class StripAccumulator(RowWindow[RowBlock]):
     """Weighted sums for the rows still covered by pending windows.
 
     Args:
@@ -53,14 +105,11 @@ class StripAccumulator:
 
     def __init__(self, width: int, num_classes: int, tile: int, weights: np.ndarray | None, start: int,
                  emit: tuple[int, int], out_width: int | None = None):
-        self.tile = int(tile)
+        super().__init__(tile, start, emit)
         self.width = int(width)
         self.out_width = int(out_width if out_width is not None else width)
         self.num_classes = int(num_classes)
         self.weights = None if weights is None else np.asarray(weights, dtype=np.float64)
-        self.base = int(start)
-        self.emit_rows = (int(emit[0]), int(emit[1]))
-        self._next_emit = self.emit_rows[0]
         self.acc = np.zeros((self.tile, self.width, self.num_classes), dtype=np.float64)
         self.wsum = np.zeros((self.tile, self.width), dtype=np.float64)
         self.valid = np.zeros((self.tile, self.width), dtype=bool)
@@ -89,24 +138,7 @@ class StripAccumulator:
             self.wsum[:h, cs] += self.weights[:h, :w]
         self.valid[:h, cs] |= valid
 
-    def advance(self, row: int) -> Iterator[RowBlock]:
-        """Finish every row above grid row ``row`` (the next window's top); yield those to emit."""
-        row = int(row)
-        while self.base < row:
-            n = min(row - self.base, self.tile)
-            yield from self._emit(n)
-            self._shift(n)
-
-    def finish(self) -> Iterator[RowBlock]:
-        """Finish all remaining rows up to the end of the emitted range."""
-        yield from self.advance(max(self.emit_rows[1], self.base))
-
-    def _emit(self, n: int) -> Iterator[RowBlock]:
-        lo = max(self.base, self._next_emit)
-        hi = min(self.base + n, self.emit_rows[1])
-        if hi <= lo:
-            return
-        a, b = lo - self.base, hi - self.base
+    def _finished(self, row: int, a: int, b: int) -> RowBlock:
         wsum = self.wsum[a:b, : self.out_width]
         covered = wsum > 0
         valid = self.valid[a:b, : self.out_width] & covered
@@ -115,8 +147,7 @@ class StripAccumulator:
         inv = np.divide(1.0, wsum, out=np.zeros_like(wsum), where=covered)
         prob = np.empty((b - a, self.out_width, self.num_classes), dtype=np.float32)
         np.multiply(self.acc[a:b, : self.out_width], inv[..., None], out=prob, casting="unsafe")
-        self._next_emit = hi
-        yield RowBlock(row=lo, prob=prob, valid=valid)
+        return RowBlock(row=row, prob=prob, valid=valid)
 
     def _shift(self, n: int) -> None:
         # Move the unfinished rows to the top and clear the rest: a memmove of at most tile rows
@@ -129,4 +160,3 @@ class StripAccumulator:
                 k = min(n, keep - i)
                 buf[i:i + k] = buf[i + n:i + n + k]
             buf[keep:] = 0
-        self.base += n

@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from geoseg.inference.accumulator import RowWindow
 from geoseg.inference.options import ACCUMULATE
 from geoseg.inference.writers import LABEL_NODATA, PROB_UINT8_MAX, PROB_UINT8_NODATA
 from geoseg.runtime.tensorflow import import_tensorflow, visible_gpus
@@ -123,7 +124,7 @@ def _functions() -> dict[str, Any]:
     return _FUNCTIONS
 
 
-class DeviceAccumulator:
+class DeviceAccumulator(RowWindow[EncodedRows]):
     """Weighted sums on the device for the rows still covered by pending windows.
 
     Args:
@@ -139,18 +140,15 @@ class DeviceAccumulator:
 
     def __init__(self, width: int, num_classes: int, tile: int, weights: np.ndarray | None, start: int,
                  emit: tuple[int, int], out_width: int | None = None, encoding: Encoding | None = None):
+        super().__init__(tile, start, emit)
         tf = import_tensorflow()
         self._tf = tf
-        self.tile = int(tile)
         self.width = int(width)
         self.out_width = int(out_width if out_width is not None else width)
         self.num_classes = int(num_classes)
         self.encoding = encoding or Encoding()
         w = np.ones((self.tile, self.tile)) if weights is None else np.asarray(weights, dtype=np.float64)
         self.weights = tf.constant(w, tf.float64)
-        self.base = int(start)
-        self.emit_rows = (int(emit[0]), int(emit[1]))
-        self._next_emit = self.emit_rows[0]
         self._shape = (self.width, self.tile, self.num_classes + 2)
         self.buf = tf.Variable(tf.zeros(self._shape, tf.float64), trainable=False)
         self._threshold = tf.constant(0.5 if self.encoding.threshold is None else self.encoding.threshold,
@@ -159,7 +157,8 @@ class DeviceAccumulator:
 
     @property
     def allocated_rows(self) -> int:
-        return self.tile
+        """Rows held on the device: one window height."""
+        return int(self._shape[1])
 
     def add_batch(self, rows: np.ndarray, cols: np.ndarray, pred, valid) -> Iterator[EncodedRows]:
         """Add a batch ``pred (N, tile, tile, K)`` (device tensor) at grid ``(rows[i], cols[i])``.
@@ -180,29 +179,11 @@ class DeviceAccumulator:
                             self.weights)
             i = j
 
-    def advance(self, row: int) -> Iterator[EncodedRows]:
-        """Finish every row above grid row ``row``; yield those to emit, encoded."""
-        row = int(row)
-        while self.base < row:
-            n = min(row - self.base, self.tile)
-            yield from self._emit(n)
-            self._shift(n)
-
-    def finish(self) -> Iterator[EncodedRows]:
-        """Finish all remaining rows up to the end of the emitted range."""
-        yield from self.advance(max(self.emit_rows[1], self.base))
-
-    def _emit(self, n: int) -> Iterator[EncodedRows]:
-        lo = max(self.base, self._next_emit)
-        hi = min(self.base + n, self.emit_rows[1])
-        if hi <= lo:
-            return
-        a, b = lo - self.base, hi - self.base
+    def _finished(self, row: int, a: int, b: int) -> EncodedRows:
         enc = self.encoding
         label, prob = self._fn["encode"](self.buf[: self.out_width, a:b], self._threshold, self.num_classes,
                                          enc.prob_dtype, enc.with_prob)
-        self._next_emit = hi
-        yield EncodedRows(lo, label.numpy(), prob.numpy() if enc.with_prob else None)
+        return EncodedRows(row, label.numpy(), prob.numpy() if enc.with_prob else None)
 
     def _shift(self, n: int) -> None:
         tf = self._tf
@@ -212,4 +193,3 @@ class DeviceAccumulator:
         else:
             zeros = tf.zeros((self.width, n, self._shape[2]), tf.float64)
             self.buf.assign(tf.concat([self.buf[:, n:], zeros], axis=1))
-        self.base += n
