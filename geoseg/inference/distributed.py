@@ -43,16 +43,14 @@ from pathlib import Path
 import numpy as np
 
 from geoseg.errors import OutputNotWritableError
-from geoseg.inference.blending import weight_window
 from geoseg.inference.engine import (
     default_strip_rows,
-    device_encoding,
     encode_block,
-    iter_strip_blocks,
     make_forward,
     remove_scene_temps,
     run_job,
     scene_writer,
+    strip_blocks,
     strip_ranges,
 )
 from geoseg.inference.options import PredictionResult, PredictOptions, SceneJob
@@ -138,12 +136,9 @@ def predict_strip_task(bundle_dir: str, mtime: float, scene: str, bands: Sequenc
     bundle, forward = _worker_model(bundle_dir, mtime, len(bands), opts.tta, _my_threads(threads), opts.precision,
                                     opts.xla)
     plan = ScenePlan.create(height, width, bundle.tile_size, opts.stride)
-    weights = None if opts.blend == "mean" else weight_window(plan.tile, opts.blend)
     counts = [0, 0]
     labels, probs = [], []
-    for block in iter_strip_blocks(forward, as_path(scene), plan, bands, bundle.normalization, weights, first, stop,
-                                   opts.batch_size or forward.batch_size(), counts=counts, prefetch_depth=opts.prefetch,
-                                   encoding=device_encoding(forward, opts)):
+    for block in strip_blocks(forward, bundle, as_path(scene), plan, bands, opts, first, stop, counts=counts):
         label, prob = encode_block(block, opts)
         labels.append(label)
         probs.append(prob)

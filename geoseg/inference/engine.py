@@ -170,12 +170,19 @@ def iter_scene_blocks(forward, bundle: Bundle, info: SceneInfo, bands: Sequence[
 
     ``RowBlock`` on the host path, :class:`EncodedRows` on the device path (``opts.accumulate``).
     """
-    weights = None if opts.blend == "mean" else weight_window(plan.tile, opts.blend)
-    encoding = device_encoding(forward, opts)
-    batch = opts.batch_size or forward.batch_size()
     for first, stop in strip_ranges(info.height, opts.strip_rows):
-        yield from iter_strip_blocks(forward, info.path, plan, bands, bundle.normalization, weights,
-                                     first, stop, batch, on_windows, counts, opts.prefetch, encoding)
+        yield from strip_blocks(forward, bundle, info.path, plan, bands, opts, first, stop, on_windows, counts)
+
+
+def strip_blocks(forward, bundle: Bundle, path: Path, plan: ScenePlan, bands: Sequence[int], opts: PredictOptions,
+                 first: int, stop: int, on_windows: Callable[[int], None] = lambda n: None,
+                 counts: list[int] | None = None) -> Iterator[RowBlock | EncodedRows]:
+    """:func:`iter_strip_blocks` of scene rows ``[first, stop)`` with the run's options resolved:
+    blending weights, batch size (``forward.batch_size()`` when not given) and accumulation path."""
+    weights = None if opts.blend == "mean" else weight_window(plan.tile, opts.blend)
+    yield from iter_strip_blocks(forward, path, plan, bands, bundle.normalization, weights, first, stop,
+                                 opts.batch_size or forward.batch_size(), on_windows, counts, opts.prefetch,
+                                 device_encoding(forward, opts))
 
 
 def device_encoding(forward, opts: PredictOptions) -> Encoding | None:

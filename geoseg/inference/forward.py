@@ -104,15 +104,19 @@ class _Batched:
     def _run(self, x: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
-    def _call(self, x: np.ndarray) -> np.ndarray:
-        y = self._run(np.ascontiguousarray(x, dtype=np.float32))
+    def _check_output(self, shape: tuple) -> None:
+        """Refuse, on the first call, a model output that is not ``(N, tile, tile, K)``."""
         if not self._checked:
-            if y.shape[1:] != (self.tile, self.tile, self.channels):
+            if tuple(shape[1:]) != (self.tile, self.tile, self.channels):
                 raise BundleError(
-                    f"model of {self.source} outputs shape {tuple(y.shape[1:])}, expected "
+                    f"model of {self.source} outputs shape {tuple(shape[1:])}, expected "
                     f"({self.tile}, {self.tile}, {self.channels}) (tile, tile, output channels of the bundle)"
                 )
             self._checked = True
+
+    def _call(self, x: np.ndarray) -> np.ndarray:
+        y = self._run(np.ascontiguousarray(x, dtype=np.float32))
+        self._check_output(y.shape)
         return y.astype(np.float32, copy=False)
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
@@ -236,13 +240,7 @@ class Forward(_Batched):
 
     def _checked_device(self, x):
         y = self._fn(x)
-        if not self._checked:
-            if tuple(y.shape[1:]) != (self.tile, self.tile, self.channels):
-                raise BundleError(
-                    f"model of {self.source} outputs shape {tuple(y.shape[1:])}, expected "
-                    f"({self.tile}, {self.tile}, {self.channels}) (tile, tile, output channels of the bundle)"
-                )
-            self._checked = True
+        self._check_output(tuple(y.shape))
         return y
 
     def batch_size(self) -> int:
