@@ -70,9 +70,7 @@ def prepare_output(cfg: TileConfig, out: Path) -> tuple[list[dict[str, Any]], Re
     if cfg.overwrite and out.exists():
         for name in PATCH_FOLDERS:
             old += _move_aside(out / name)
-        for name in (*INDEX_FILES, DATASET_FILE):
-            with contextlib.suppress(FileNotFoundError):
-                (out / name).unlink()
+        _remove_index_files(out)
     out.mkdir(parents=True, exist_ok=True)
     remove_stale_temps(out)  # before the deletion starts: it walks the folders moved aside too
     removal = Removal(old)
@@ -113,7 +111,12 @@ def remove_failed_run(out: Path, created: bool) -> None:
         return
     for name in PATCH_FOLDERS:
         shutil.rmtree(out / name, ignore_errors=True)
+    _remove_index_files(out)
+    remove_stale_temps(out)
+
+
+def _remove_index_files(out: Path) -> None:
+    """Delete the dataset's files besides the patch folders (index, lists, GeoPackages, journal, dataset.json)."""
     for name in (*INDEX_FILES, DATASET_FILE):
         with contextlib.suppress(FileNotFoundError):
             (out / name).unlink()
-    remove_stale_temps(out)

@@ -21,7 +21,6 @@ from affine import Affine
 from rasterio.crs import CRS
 
 from geoseg.io.atomic import atomic_output
-from geoseg.io.classes import IGNORE_INDEX
 from geoseg.io.profiles import patch_profile
 from geoseg.io.raster import read_window
 from geoseg.tiling.tiff import TiffTemplate, template_from_gdal
@@ -88,7 +87,7 @@ class PatchWriter:
     def write(self, path: str | os.PathLike, data: np.ndarray, transform: Affine) -> Path:
         """Write ``data`` (``(C, H, W)``, any strides, or ``(H, W)``) at ``path`` atomically."""
         if self._template is not None and self._checked:
-            hwc = data[:, :, None] if data.ndim == 2 else data.transpose(1, 2, 0)
+            hwc = _hwc(data)
             if hwc.shape == self._template.shape and hwc.dtype.name == self._template.dtype:
                 chunks = self._template.chunks(hwc, transform)
                 with atomic_output(path) as tmp, open(tmp, "wb") as fh:
@@ -103,7 +102,7 @@ class PatchWriter:
         return out
 
     def _learn(self, path: Path, data: np.ndarray, transform: Affine) -> None:
-        hwc = data[:, :, None] if data.ndim == 2 else data.transpose(1, 2, 0)
+        hwc = _hwc(data)
         blob = path.read_bytes()
         if self._template is None:
             self._template = template_from_gdal(blob, hwc.shape, hwc.dtype.name, transform)
@@ -116,12 +115,9 @@ class PatchWriter:
             self._template, self._light = None, False
 
 
-def write_label(path: str | os.PathLike, labels: np.ndarray, transform: Affine, crs: CRS | None,
-                fmt: str = "tif", compress: str | None = None,
-                colormap: dict[int, tuple[int, int, int, int]] | None = None) -> Path:
-    """Write a ``(H, W)`` uint8 label patch with nodata 255 (see :func:`write_patch`)."""
-    return write_patch(path, labels.astype(np.uint8, copy=False), transform, crs, IGNORE_INDEX, fmt=fmt,
-                       compress=compress, colormap=colormap)
+def _hwc(data: np.ndarray) -> np.ndarray:
+    """The ``(H, W, C)`` view of a ``(C, H, W)`` image or ``(H, W)`` label patch (no copy)."""
+    return data[:, :, None] if data.ndim == 2 else data.transpose(1, 2, 0)
 
 
 def read_patch_file(path: str | os.PathLike) -> np.ndarray:
