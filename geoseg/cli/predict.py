@@ -19,6 +19,7 @@ import sys
 
 from geoseg.cli.common import CommandParser, add_common_options, make_main, require
 from geoseg.io.stac import parse_assets
+from geoseg.runtime.tensorflow import PRECISIONS
 
 log = logging.getLogger("geoseg.predict")
 
@@ -54,7 +55,7 @@ def build_parser() -> CommandParser:
     p.add_argument("--accumulate", choices=("auto", "host", "device"), default="auto",
                    help="where windows are blended and encoded: device = on the model's device, only encoded "
                         "rows copied back; auto (default) = device where a GPU is visible, else host. Same outputs")
-    p.add_argument("--precision", choices=("float32", "mixed"), default="float32",
+    p.add_argument("--precision", choices=PRECISIONS, default="float32",
                    help="mixed: float16 compute on a GPU (bfloat16 on CPU: faster only on CPUs with "
                         "bfloat16 instructions); outputs differ slightly")
     p.add_argument("--xla", action="store_true", help="compile the model with XLA (off by default: slower on CPU)")

@@ -22,9 +22,8 @@ from __future__ import annotations
 import numpy as np
 
 from geoseg.errors import BundleError, InvalidParameterError
-from geoseg.inference.options import PRECISIONS
 from geoseg.io.bundle import Bundle, model_input_channels
-from geoseg.runtime.tensorflow import import_tensorflow, visible_gpus
+from geoseg.runtime.tensorflow import PRECISIONS, import_tensorflow, visible_gpus
 
 #: Windows per model call on CPU (and with ONNX) when ``--batch-size`` is not given.
 DEFAULT_BATCH = 8

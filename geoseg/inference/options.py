@@ -11,11 +11,11 @@ from geoseg.inference.writers import PROB_DTYPES, OutputPaths
 from geoseg.io.bundle import Bundle
 from geoseg.io.profiles import COMPRESSIONS
 from geoseg.io.raster import SceneInfo
+from geoseg.runtime.tensorflow import PRECISIONS
 
 MODES = ("stride", "per_image")
-#: ``--accumulate`` and ``--precision`` choices (the modules using them import TensorFlow).
+#: ``--accumulate`` choices (the modules using them import TensorFlow).
 ACCUMULATE = ("auto", "host", "device")
-PRECISIONS = ("float32", "mixed")
 
 #: Label threshold of binary (one sigmoid output) models when ``--threshold`` is not given.
 DEFAULT_THRESHOLD = 0.5

@@ -27,6 +27,10 @@ from collections.abc import Iterator
 from types import ModuleType
 from typing import Any
 
+#: ``--precision`` of training and prediction: ``mixed`` = reduced-precision compute (float16 on a
+#: GPU), float32 variables and outputs.
+PRECISIONS = ("float32", "mixed")
+
 _lock = threading.Lock()
 _imported = False
 

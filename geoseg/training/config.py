@@ -12,6 +12,7 @@ from dataclasses import MISSING, asdict, dataclass, field, fields
 from typing import Any
 
 from geoseg.errors import ConfigError, InvalidParameterError
+from geoseg.runtime.tensorflow import PRECISIONS
 
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
 SCHEDULES = ("cosine", "poly", "exponential", "step", "cosine_restarts", "constant")
@@ -20,8 +21,6 @@ MONITORS = ("val_loss", "val_miou")
 CLASS_WEIGHT_MODES = ("auto", "sqrt", "median", "none")
 LOSSES = ("ce", "bce", "dice", "focal", "lovasz", "jaccard")
 LOSS_ALIASES = {"crossentropy": "ce", "cce": "ce", "lovasz_softmax": "lovasz", "iou": "jaccard"}
-#: ``--precision``: ``mixed`` = float16 compute, float32 variables, loss scaling (GPU only).
-PRECISIONS = ("float32", "mixed")
 #: ``--jit-compile``: XLA compilation of the train and test steps (``auto`` = Keras' own choice).
 JIT_COMPILE = ("auto", "on", "off")
 #: Old spelling of ``precision: mixed`` (``--mixed-precision``, YAML ``mixed-precision: true``).

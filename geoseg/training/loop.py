@@ -164,13 +164,12 @@ def _locked_fit(cfg: TrainConfig, model_fn: ModelFn | None, callbacks: Sequence[
     state = resume_state(cfg, info, Path(cfg.out) / CHECKPOINTS)
     out = prepare_output(cfg)
 
-    from geoseg.runtime.tensorflow import import_tensorflow
+    from geoseg.runtime.tensorflow import import_tensorflow, visible_gpus
+    from geoseg.training.device import policy_name, resolve_precision
 
     tf = import_tensorflow()  # after every check: quietly (no absl/oneDNN/CUDA lines; -v keeps them)
     import keras
 
-    from geoseg.runtime.tensorflow import visible_gpus
-    from geoseg.training.device import policy_name, resolve_precision
 
     gpus = visible_gpus()
     precision = resolve_precision(cfg.precision, gpus)  # warns when mixed is asked for without a GPU
