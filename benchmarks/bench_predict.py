@@ -221,11 +221,10 @@ def label_agreement(a: Path, b: Path) -> float:
 
 
 def _device_peak_mb() -> float | None:
-    import tensorflow as tf
+    """Peak device memory of the GPU the model runs on (``GPU:0``), in MiB; None without a GPU."""
+    from geoseg.runtime.tensorflow import peak_memory_mb, visible_gpus
 
-    if not tf.config.list_physical_devices("GPU"):
-        return None
-    return tf.config.experimental.get_memory_info("GPU:0")["peak"] / 2**20
+    return peak_memory_mb(visible_gpus()[:1])
 
 
 def phase_devmodel(bundle_dir: str, scene: str, batch: int, precision: str) -> dict:

@@ -80,16 +80,9 @@ def bench_model(name: str, backbone: str | None, ds_dir: Path, size: int, batch:
     import tensorflow as tf
 
     from geoseg.models import get_model
-    from geoseg.runtime.tensorflow import visible_gpus
+    from geoseg.runtime.tensorflow import peak_memory_mb, reset_memory_peak, visible_gpus
     from geoseg.training.data import PatchReader, cache_arrays, load_dataset, normalization_for
-    from geoseg.training.device import (
-        JIT_VALUES,
-        peak_device_memory_mb,
-        policy_name,
-        reset_device_memory_peak,
-        resolve_precision,
-        training_strategy,
-    )
+    from geoseg.training.device import JIT_VALUES, policy_name, resolve_precision, training_strategy
     from geoseg.training.losses import SegmentationLoss, class_weights_from_counts
     from geoseg.training.metrics import segmentation_metrics
     from geoseg.training.pipeline import make_tf_dataset
@@ -118,7 +111,7 @@ def bench_model(name: str, backbone: str | None, ds_dir: Path, size: int, batch:
 
     gpus = visible_gpus()
     keras.mixed_precision.set_global_policy(policy_name(resolve_precision(precision, gpus)))
-    reset_device_memory_peak(gpus)
+    reset_memory_peak(gpus)
     k = info.num_classes
     with training_strategy(gpus).scope():
         model = get_model(name, k, input_shape=(size, size, len(info.bands)), backbone=backbone,
@@ -151,7 +144,7 @@ def bench_model(name: str, backbone: str | None, ds_dir: Path, size: int, batch:
     return {"model": name + (f"/{backbone}" if backbone else ""), "params_m": params / 1e6,
             "pipeline_sps": pipe_sps, "model_sps": model_sps, "full_sps": full_sps,
             "ratio": full_sps / model_sps, "batch": batch, "rss_mb": peak_rss_mb(),
-            "device_mb": peak_device_memory_mb(gpus), "jit": "on" if jit else "off"}
+            "device_mb": peak_memory_mb(gpus), "jit": "on" if jit else "off"}
 
 
 def main(argv=None) -> int:

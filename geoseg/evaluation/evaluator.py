@@ -32,6 +32,7 @@ from geoseg.io.classes import CLASSES_TAG, IGNORE_INDEX, ClassMap, classes_from_
 from geoseg.io.label_values import LabelRules
 from geoseg.io.labels import open_label_raster
 from geoseg.io.raster import gdal_env
+from geoseg.runtime.progress import progress_bar
 
 log = logging.getLogger("geoseg.evaluation")
 
@@ -207,11 +208,7 @@ def evaluate(predictions: PathLike | Sequence[PathLike], labels: PathLike | Sequ
                        labels_crs=labels_crs, vector_fill=vector_fill)
     warned: set[Path] = set()  # one warning per vector file about skipped/repaired features
 
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=sum(sizes), unit="px", unit_scale=True, desc="evaluate", leave=False, disable=None)
+    bar = progress_bar(sum(sizes), "px", "evaluate", progress, unit_scale=True)
     images = []
     try:
         with gdal_env():
@@ -225,15 +222,13 @@ def evaluate(predictions: PathLike | Sequence[PathLike], labels: PathLike | Sequ
                                       origin=(int(block.window.row_off), int(block.window.col_off)))
                         except ClassValueError as exc:
                             raise _class_value_error(exc, pair, reader, cm) from None
-                        if bar is not None:
-                            bar.update(block.pred.size)
+                        bar.update(block.pred.size)
                     images.append(ImageResult(pair, cm.matrix, compute_metrics(cm.matrix, exclude), cm.excluded,
                                               reader.alignment))
                 log.info("%s vs %s: %d px counted, %d excluded (%s)", pair.prediction, pair.label, cm.total,
                          cm.excluded, reader.alignment)
     finally:
-        if bar is not None:
-            bar.close()
+        bar.close()
 
     total = np.sum([i.confusion for i in images], axis=0)
     if total.sum() == 0:

@@ -39,6 +39,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -63,6 +64,12 @@ from geoseg.io.remote import absolute, as_path
 from geoseg.runtime.cluster import dask_client, worker_threads, workers_see
 from geoseg.runtime.tensorflow import import_tensorflow
 
+if TYPE_CHECKING:
+    from geoseg.inference.forward import Forward, OnnxForward
+
+#: What a strip task returns: ``(first, label (n, W) uint8, prob (K, n, W) or None, windows, nodata_windows)``.
+StripResult = tuple[int, np.ndarray, np.ndarray | None, int, int]
+
 log = logging.getLogger("geoseg.predict")
 
 #: Whole-scene tasks when there are at least this many scenes per worker (else strips of scenes).
@@ -71,7 +78,7 @@ SCENES_PER_WORKER = 2
 
 @functools.lru_cache(maxsize=2)
 def _worker_model(bundle_dir: str, mtime: float, bands: int, tta: bool, threads: int | None,
-                  precision: str = "float32", xla: bool = False):
+                  precision: str = "float32", xla: bool = False) -> tuple[Bundle, Forward | OnnxForward]:
     """(bundle, forward) loaded once per worker process (``mtime`` invalidates a replaced model)."""
     tf = import_tensorflow()
     if threads:
@@ -96,7 +103,7 @@ def _my_threads(threads: int | dict[str, int] | None) -> int | None:
         return None
 
 
-def predict_scene_task(bundle_dir: str, mtime: float, job: SceneJob, options: dict,
+def predict_scene_task(bundle_dir: str, mtime: float, job: SceneJob, options: dict[str, Any],
                        threads: int | dict[str, int] | None, probe: str) -> tuple[int, int, float]:
     """Worker task: predict one whole scene and write its outputs itself, as a single process does.
 
@@ -126,7 +133,8 @@ def predict_scene_task(bundle_dir: str, mtime: float, job: SceneJob, options: di
 
 
 def predict_strip_task(bundle_dir: str, mtime: float, scene: str, bands: Sequence[int], height: int, width: int,
-                       first: int, stop: int, options: dict, threads: int | dict[str, int] | None = None):
+                       first: int, stop: int, options: dict[str, Any],
+                       threads: int | dict[str, int] | None = None) -> StripResult:
     """Worker task: predict scene rows ``[first, stop)`` with their halo; return them encoded.
 
     Returns:
@@ -135,24 +143,33 @@ def predict_strip_task(bundle_dir: str, mtime: float, scene: str, bands: Sequenc
     opts = PredictOptions(**options)
     bundle, forward = _worker_model(bundle_dir, mtime, len(bands), opts.tta, _my_threads(threads), opts.precision,
                                     opts.xla)
-    plan = ScenePlan.create(height, width, bundle.tile_size, opts.stride)
+    plan = _scene_plan(height, width, bundle, opts)
     counts = [0, 0]
-    labels, probs = [], []
+    labels: list[np.ndarray] = []
+    probs: list[np.ndarray] = []
     for block in strip_blocks(forward, bundle, as_path(scene), plan, bands, opts, first, stop, counts=counts):
         label, prob = encode_block(block, opts)
         labels.append(label)
-        probs.append(prob)
+        if prob is not None:  # every block has one with opts.write_prob, none without
+            probs.append(prob)
     prob = np.concatenate(probs, axis=1) if opts.write_prob else None
     return first, np.concatenate(labels), prob, counts[0] + counts[1], counts[1]
+
+
+def _scene_plan(height: int, width: int, bundle: Bundle, opts: PredictOptions) -> ScenePlan:
+    """The window plan of a scene of ``height`` x ``width`` pixels: the stride of the resolved
+    options (:meth:`PredictOptions.resolved` always sets it), else the bundle's default."""
+    stride = bundle.stride if opts.stride is None else opts.stride
+    return ScenePlan.create(height, width, bundle.tile_size, stride)
 
 
 class _SceneState:
     """Client-side state of one scene: its writer, progress bar and strips waiting to be written."""
 
-    def __init__(self, bundle: Bundle, job: SceneJob, opts: PredictOptions, strips: list[tuple[int, int]]):
+    def __init__(self, bundle: Bundle, job: SceneJob, opts: PredictOptions, strips: list[tuple[int, int]]) -> None:
         self.job = job
         self.strips = strips
-        self.pending: dict[int, tuple] = {}
+        self.pending: dict[int, StripResult] = {}
         self.next = 0
         self.windows = 0
         self.nodata_windows = 0
@@ -160,14 +177,14 @@ class _SceneState:
         if opts.resume:
             remove_scene_temps(job.paths)
         info = job.info
-        plan = ScenePlan.create(info.height, info.width, bundle.tile_size, opts.stride)
+        plan = _scene_plan(info.height, info.width, bundle, opts)
         total = sum(plan.count(a, b) for a, b in strips)
         self.bar = SceneProgress(info.path.name, total, info.width * info.height, enabled=opts.progress)
         self.writer = scene_writer(bundle, job, opts)
         self.writer.__enter__()
         self.open = True
 
-    def add(self, index: int, result: tuple) -> int:
+    def add(self, index: int, result: StripResult) -> int:
         """Store a finished strip, write every strip now in order; return how many were written."""
         self.pending[index] = result
         written = 0
@@ -251,13 +268,13 @@ def _on_worker(job: SceneJob) -> SceneJob:
     return dataclasses.replace(job, info=dataclasses.replace(job.info, path=absolute(job.info.path)), paths=paths)
 
 
-def _predict_scenes(client, bundle: Bundle, jobs: Sequence[SceneJob], opts: PredictOptions, bundle_dir: str,
+def _predict_scenes(client: Any, bundle: Bundle, jobs: Sequence[SceneJob], opts: PredictOptions, bundle_dir: str,
                     mtime: float, threads: int | dict[str, int], probe: Path) -> Iterator[PredictionResult]:
     """One task per scene, largest first; the workers write the outputs. Yields results as scenes finish."""
     from distributed import as_completed
 
     options = asdict(dataclasses.replace(opts, progress=False))
-    plans = [ScenePlan.create(j.info.height, j.info.width, bundle.tile_size, opts.stride) for j in jobs]
+    plans = [_scene_plan(j.info.height, j.info.width, bundle, opts) for j in jobs]
     bar = SceneProgress(f"{len(jobs)} scenes", sum(p.count() for p in plans),
                         sum(j.info.width * j.info.height for j in jobs), enabled=opts.progress)
     index: dict[str, int] = {}
@@ -268,7 +285,7 @@ def _predict_scenes(client, bundle: Bundle, jobs: Sequence[SceneJob], opts: Pred
         index[fut.key] = i
         futures.append(fut)
     try:
-        for fut in as_completed(futures):
+        for fut in as_completed(futures):  # type: ignore[no-untyped-call]  # distributed leaves it unannotated
             windows, nodata, seconds = fut.result()
             bar.update(windows)
             job = jobs[index[fut.key]]
@@ -279,7 +296,7 @@ def _predict_scenes(client, bundle: Bundle, jobs: Sequence[SceneJob], opts: Pred
         client.cancel([f for f in futures if not f.done()])
 
 
-def _predict_strips(client, bundle: Bundle, jobs: Sequence[SceneJob], opts: PredictOptions, bundle_dir: str,
+def _predict_strips(client: Any, bundle: Bundle, jobs: Sequence[SceneJob], opts: PredictOptions, bundle_dir: str,
                     mtime: float, threads: int | dict[str, int], limit: int) -> Iterator[PredictionResult]:
     """Strips of rows with their halo; the workers return them encoded and this process writes them."""
     from distributed import as_completed
@@ -291,7 +308,7 @@ def _predict_strips(client, bundle: Bundle, jobs: Sequence[SceneJob], opts: Pred
         for si, strip in enumerate(strip_ranges(job.info.height, rows)):
             tasks.append((ji, si, strip))
     states: dict[int, _SceneState] = {}
-    futures = as_completed()
+    futures = as_completed()  # type: ignore[no-untyped-call]  # distributed leaves it unannotated
     index: dict[str, tuple[int, int]] = {}
     outstanding = 0
     nxt = 0
@@ -307,7 +324,7 @@ def _predict_strips(client, bundle: Bundle, jobs: Sequence[SceneJob], opts: Pred
                                     list(job.bands), job.info.height, job.info.width, a, b, options, threads,
                                     pure=False, key=f"geoseg-predict-{ji}-{si}-{os.getpid()}-{time.time_ns()}")
                 index[fut.key] = (ji, si)
-                futures.add(fut)
+                futures.add(fut)  # type: ignore[no-untyped-call]
                 outstanding += 1
                 nxt += 1
             fut = next(futures)

@@ -48,6 +48,7 @@ from geoseg.inference.writers import OutputPaths, PredictionWriter, encode
 from geoseg.io.atomic import TMP_MARK
 from geoseg.io.bundle import Bundle
 from geoseg.io.raster import SceneInfo
+from geoseg.io.remote import GdalPath
 from geoseg.runtime.threads import BackgroundConsumer, prefetch
 
 
@@ -174,8 +175,8 @@ def iter_scene_blocks(forward, bundle: Bundle, info: SceneInfo, bands: Sequence[
         yield from strip_blocks(forward, bundle, info.path, plan, bands, opts, first, stop, on_windows, counts)
 
 
-def strip_blocks(forward, bundle: Bundle, path: Path, plan: ScenePlan, bands: Sequence[int], opts: PredictOptions,
-                 first: int, stop: int, on_windows: Callable[[int], None] = lambda n: None,
+def strip_blocks(forward, bundle: Bundle, path: Path | GdalPath, plan: ScenePlan, bands: Sequence[int],
+                 opts: PredictOptions, first: int, stop: int, on_windows: Callable[[int], None] = lambda n: None,
                  counts: list[int] | None = None) -> Iterator[RowBlock | EncodedRows]:
     """:func:`iter_strip_blocks` of scene rows ``[first, stop)`` with the run's options resolved:
     blending weights, batch size (``forward.batch_size()`` when not given) and accumulation path."""
@@ -193,7 +194,7 @@ def device_encoding(forward, opts: PredictOptions) -> Encoding | None:
     return Encoding(opts.prob_dtype, opts.write_prob, opts.threshold)
 
 
-def iter_strip_blocks(forward, path: Path, plan: ScenePlan, bands: Sequence[int], norm: dict | None,
+def iter_strip_blocks(forward, path: Path | GdalPath, plan: ScenePlan, bands: Sequence[int], norm: dict | None,
                       weights: np.ndarray | None, first: int, stop: int, batch_size: int,
                       on_windows: Callable[[int], None] = lambda n: None, counts: list[int] | None = None,
                       prefetch_depth: int = 2, encoding: Encoding | None = None) -> Iterator[RowBlock | EncodedRows]:

@@ -23,7 +23,7 @@ import numpy as np
 
 from geoseg.errors import BundleError, InvalidParameterError
 from geoseg.io.bundle import Bundle, model_input_channels
-from geoseg.runtime.tensorflow import PRECISIONS, import_tensorflow, visible_gpus
+from geoseg.runtime.tensorflow import PRECISIONS, import_tensorflow, memory_info, reset_memory_peak, visible_gpus
 
 #: Windows per model call on CPU (and with ONNX) when ``--batch-size`` is not given.
 DEFAULT_BATCH = 8
@@ -249,23 +249,24 @@ class Forward(_Batched):
         """
         if self._batch is None:
             self._batch = DEFAULT_BATCH
-            if visible_gpus():
-                self._batch = self._probe_batch()
+            gpus = visible_gpus()
+            if gpus:
+                self._batch = self._probe_batch(gpus[:1])
         return self._batch
 
-    def _probe_batch(self) -> int:
-        tf = self._tf
-        peaks = []
+    def _probe_batch(self, gpu: list) -> int:
+        """Batch size from the device memory of a 1- and a 2-window call on ``gpu`` (``[GPU:0]``, the model's)."""
+        infos = []  # (current, peak) bytes after each probe
         for n in (1, 2):
-            tf.config.experimental.reset_memory_stats("GPU:0")
+            reset_memory_peak(gpu)
             self.device(np.zeros((n, self.tile, self.tile, self.bands), np.float32)).numpy()
-            peaks.append(tf.config.experimental.get_memory_info("GPU:0")["peak"])
-        current = tf.config.experimental.get_memory_info("GPU:0")["current"]
+            infos.append(memory_info(gpu))
         total = gpu_total_memory()
-        if total is None:
+        if total is None or None in infos:
             return DEFAULT_BATCH
+        (_, peak1), (current, peak2) = infos
         acc = self.tile * self.tile * (self.channels + 2) * 8  # device accumulator bytes per window column strip
-        return device_batch_size(total - current, peaks[1] - peaks[0], acc)
+        return device_batch_size(total - current, peak2 - peak1, acc)
 
 
 def device_batch_size(free_bytes: int, per_window_bytes: int, extra_bytes: int = 0, fraction: float = 0.5,

@@ -11,6 +11,7 @@ from geoseg.inference.writers import PROB_DTYPES, OutputPaths
 from geoseg.io.bundle import Bundle
 from geoseg.io.profiles import COMPRESSIONS
 from geoseg.io.raster import SceneInfo
+from geoseg.io.remote import GdalPath
 from geoseg.runtime.tensorflow import PRECISIONS
 
 MODES = ("stride", "per_image")
@@ -127,7 +128,7 @@ class PredictionResult:
     """What one scene produced.
 
     Attributes:
-        scene: the input scene.
+        scene: the input scene (a local path, or the GDAL name of a remote one).
         label: ``<stem>_label.tif``.
         prob: ``<stem>_prob.tif`` (None with ``--no-prob``).
         skipped: True when ``--resume`` found both outputs and kept them.
@@ -136,7 +137,7 @@ class PredictionResult:
         seconds: wall-clock time for the scene.
     """
 
-    scene: Path
+    scene: Path | GdalPath
     label: Path
     prob: Path | None
     skipped: bool = False

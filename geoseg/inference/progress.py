@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-import sys
 import time
+
+from geoseg.runtime.progress import progress_bar
 
 
 class SceneProgress:
-    """tqdm bar over the windows of one scene (disabled with ``enabled=False``).
+    """Progress bar over the windows of one scene (:func:`geoseg.runtime.progress.progress_bar`;
+    none with ``enabled=False``).
 
     Args:
         name: label shown before the bar (the scene file name).
@@ -16,22 +18,16 @@ class SceneProgress:
         enabled: False for ``--quiet``.
     """
 
-    def __init__(self, name: str, total: int, pixels: int, enabled: bool = True):
+    def __init__(self, name: str, total: int, pixels: int, enabled: bool = True) -> None:
         self.total = int(total)
         self.pixels = int(pixels)
         self.done = 0
         self._start = time.perf_counter()
-        self._bar = None
-        if enabled:
-            from tqdm import tqdm
-
-            # disable=None: no bar when stderr is not a terminal (a log file gets no carriage returns)
-            self._bar = tqdm(total=self.total, desc=name, unit="win", file=sys.stderr, leave=True,
-                             dynamic_ncols=True, mininterval=0.5, disable=None)
+        self._bar = progress_bar(self.total, "win", name, enabled, leave=True, dynamic_ncols=True, mininterval=0.5)
 
     def update(self, windows: int) -> None:
         self.done += int(windows)
-        if self._bar is not None and windows:
+        if windows:  # a NoBar (enabled=False) ignores both calls
             self._bar.update(int(windows))
             self._bar.set_postfix_str(f"{self.pixels_per_second():,.0f} px/s", refresh=False)
 
@@ -41,6 +37,4 @@ class SceneProgress:
         return self.pixels * (self.done / max(self.total, 1)) / elapsed
 
     def close(self) -> None:
-        if self._bar is not None:
-            self._bar.close()
-            self._bar = None
+        self._bar.close()

@@ -14,6 +14,9 @@ longer match those of earlier runs.
 
 Call it wherever TensorFlow is first imported on a run path (bundle loading, the forward pass,
 training); it is idempotent and cheap once TensorFlow is loaded.
+
+The GPU probe and TensorFlow's device-memory statistics live here too, for training and prediction
+alike: :func:`visible_gpus`, :func:`reset_memory_peak`, :func:`memory_info`, :func:`peak_memory_mb`.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import logging
 import os
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from types import ModuleType
 from typing import Any
 
@@ -93,3 +96,41 @@ def visible_gpus() -> list[Any]:
     it, prediction its accumulation path, precision and batch size.
     """
     return list(import_tensorflow().config.list_physical_devices("GPU"))
+
+
+def reset_memory_peak(gpus: Sequence[Any]) -> None:
+    """Restart TensorFlow's peak-memory counter of the GPUs ``GPU:0`` .. ``GPU:<len(gpus) - 1>``.
+
+    Args:
+        gpus: the GPUs to reset, by position: :func:`visible_gpus`, or its first ones. Empty
+            (no GPU): nothing is done and TensorFlow is not imported.
+    """
+    if not gpus:
+        return
+    tf = import_tensorflow()
+    for i in range(len(gpus)):
+        tf.config.experimental.reset_memory_stats(f"GPU:{i}")
+
+
+def memory_info(gpus: Sequence[Any]) -> tuple[int, int] | None:
+    """Device memory TensorFlow holds on the GPUs ``GPU:0`` .. ``GPU:<len(gpus) - 1>``, summed.
+
+    Args:
+        gpus: the GPUs to ask, by position: :func:`visible_gpus`, or its first ones.
+
+    Returns:
+        ``(current, peak)`` in bytes, the peak since the last :func:`reset_memory_peak` (or the
+        start); None without a GPU.
+    """
+    if not gpus:
+        return None
+    tf = import_tensorflow()
+    infos = [tf.config.experimental.get_memory_info(f"GPU:{i}") for i in range(len(gpus))]
+    return sum(int(m["current"]) for m in infos), sum(int(m["peak"]) for m in infos)
+
+
+def peak_memory_mb(gpus: Sequence[Any]) -> float | None:
+    """Peak device memory TensorFlow allocated on the GPUs since the last :func:`reset_memory_peak`,
+    in MiB (2**20 bytes) summed over the devices; None without a GPU."""
+    info = memory_info(gpus)
+    return None if info is None else info[1] / 2**20

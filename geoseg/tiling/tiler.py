@@ -34,6 +34,7 @@ from geoseg.io.lock import output_lock
 from geoseg.io.raster import SceneInfo
 from geoseg.io.remote import absolute
 from geoseg.runtime.cluster import dask_client
+from geoseg.runtime.progress import progress_bar
 from geoseg.tiling import index as index_mod
 from geoseg.tiling.config import MODES, TileConfig, validate_config
 from geoseg.tiling.output import DATASET_FILE, prepare_output, remove_failed_run
@@ -268,7 +269,7 @@ def _tile(cfg: TileConfig, plans: list[ScenePlan], classes: ClassMap | None, pal
     results: list[BatchResult | None] = [None] * len(tasks)
     n_windows = sum(len(t.items) for t in tasks)
     show = (not cfg.quiet) if progress is None else progress
-    bar = _progress_bar(n_windows) if show else _NoBar()
+    bar = progress_bar(n_windows, "win", "tiling", show)
 
     def on_result(i: int, res: BatchResult) -> None:
         results[i] = res
@@ -314,20 +315,6 @@ def _tile(cfg: TileConfig, plans: list[ScenePlan], classes: ClassMap | None, pal
     journal.close(remove=True)
     return TileResult(out=out, patches=patches, dropped={k: n for k, n in dropped.items() if n}, resumed=len(done_rows),
                       num_classes=num_classes, seconds=time.perf_counter() - t0, rows=rows, pixels=pixels)
-
-
-def _progress_bar(total: int) -> Any:
-    from tqdm import tqdm  # only when shown: 13 ms of imports a --quiet run does without
-
-    return tqdm(total=total, unit="win", desc="tiling", disable=None, leave=False)
-
-
-class _NoBar:
-    def update(self, n: int) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
 
 
 def _write_dataset_json(out: Path, cfg: TileConfig, plans: list[ScenePlan], bands: tuple[int, ...],

@@ -117,21 +117,3 @@ def device_description(gpus: list[Any]) -> str:
         pass
     return f"CPU ({cpu_count()} cores{': ' + model if model else ''})"
 
-
-def reset_device_memory_peak(gpus: list[Any]) -> None:
-    """Restart the peak-memory counter of every GPU (nothing without one)."""
-    import tensorflow as tf
-
-    for i in range(len(gpus)):
-        tf.config.experimental.reset_memory_stats(f"GPU:{i}")
-
-
-def peak_device_memory_mb(gpus: list[Any]) -> float | None:
-    """Peak memory allocated by TensorFlow on the GPUs since the last reset, MB summed over devices;
-    None without a GPU."""
-    import tensorflow as tf
-
-    if not gpus:
-        return None
-    peak = sum(int(tf.config.experimental.get_memory_info(f"GPU:{i}")["peak"]) for i in range(len(gpus)))
-    return peak / 2**20

@@ -12,13 +12,12 @@ import pytest
 from geoseg.cli.train import build_parser, config_from_args
 from geoseg.cli.train import main as train_main
 from geoseg.errors import ConfigError, InvalidParameterError, ModelConfigError
-from geoseg.runtime.tensorflow import visible_gpus
+from geoseg.runtime.tensorflow import peak_memory_mb, visible_gpus
 from geoseg.training import TrainConfig, fit
 from geoseg.training.callbacks import read_state
 from geoseg.training.device import (
     check_float32_output,
     cpu_count,
-    peak_device_memory_mb,
     resolve_jit,
     resolve_precision,
     training_strategy,
@@ -124,7 +123,7 @@ def test_device_helpers_on_this_machine(caplog):
     assert resolve_precision("float32", []) == "float32"
     assert resolve_jit("on", []) is False and resolve_jit("off", []) is False and resolve_jit("auto", []) == "auto"
     assert resolve_precision("mixed", ["gpu"]) == "mixed" and resolve_jit("on", ["gpu"]) is True
-    assert peak_device_memory_mb([]) is None
+    assert peak_memory_mb([]) is None
     import tensorflow as tf
 
     assert training_strategy([]) is tf.distribute.get_strategy()  # CPU: the default strategy
