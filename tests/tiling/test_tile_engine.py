@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
+import shapely
 from rasterio.windows import Window
 
 from geoseg.errors import DatasetError, SceneTooSmallError
@@ -209,6 +210,10 @@ def test_resume_after_interruption_gives_same_dataset(make_raster, tmp_path, mon
             assert (part / r[key]).read_bytes() == (tmp_path / "full" / r[key]).read_bytes()
     kept = [n for n, t in written_before.items() if (part / "images" / n).stat().st_mtime_ns == t]
     assert len(kept) >= 10
+    # split.gpkg from kept and new rows: the uninterrupted run's geometries, vertex for vertex
+    for s in ("train", "val"):
+        got, want = read_vector(part / "split.gpkg", layer=s), read_vector(tmp_path / "full" / "split.gpkg", layer=s)
+        assert list(shapely.to_wkb(got.geometries)) == list(shapely.to_wkb(want.geometries))
     # A finished dataset resumed again is unchanged.
     run_tiling(_cfg(scene, part, resume=True, **common))
     assert _rows(part) == _rows(tmp_path / "full")
@@ -286,3 +291,24 @@ def test_whole_scene_tasks_give_the_same_dataset(make_raster, tmp_path, monkeypa
     run_tiling(TileConfig(scenes=scenes, out=str(tmp_path / "whole"), **common))
     assert len(calls) == 3 and sum(calls) == sum(1 for r in _rows(tmp_path / "whole"))
     assert _files(tmp_path / "whole") == _files(tmp_path / "rows")
+
+
+def test_split_areas_per_scene_whatever_the_completion_order(make_raster, tmp_path):
+    """split.gpkg holds, per scene and split, the union of that scene's index footprints, in scene order;
+    each scene's union is made when its last task is in, so two threads finishing tasks in any order
+    give the one-worker file."""
+    scenes = [make_raster(f"s{i}.tif", height=64, width=80, bands=2, nodata=0) for i in range(3)]
+    common = dict(size=16, stride=12, split="spatial", val_fraction=0.25, batch_size=4, quiet=True)
+    one = run_tiling(TileConfig(scenes=tuple(map(str, scenes)), out=str(tmp_path / "one"), **common))
+    two = run_tiling(TileConfig(scenes=tuple(map(str, scenes)), out=str(tmp_path / "two"), workers=2, **common))
+    assert one.pixels == two.pixels
+    rows = _rows(tmp_path / "one")
+    for s in ("train", "val"):
+        a, b = (read_vector(tmp_path / d / "split.gpkg", layer=s) for d in ("one", "two"))
+        assert list(shapely.to_wkb(a.geometries)) == list(shapely.to_wkb(b.geometries))
+        assert list(a.attributes["scene"]) == [str(p) for p in scenes]
+        for name, g in zip(a.attributes["scene"], a.geometries):
+            sel = [r for r in rows if r["scene"] == name and r["split"] == s]
+            ref = shapely.union_all([shapely.box(*(float(r[k]) for k in ("minx", "miny", "maxx", "maxy")))
+                                     for r in sel])
+            assert sel and g.symmetric_difference(ref).area <= 1e-9 * ref.area
