@@ -58,9 +58,11 @@ def write_patch(path: str | os.PathLike, data: np.ndarray, transform: Affine, cr
             prof = patch_profile(arr.shape[2], arr.shape[1], arr.shape[0], arr.dtype.name, crs, transform,
                                  nodata, compress=None if compress in (None, "none") else compress)
             with rasterio.open(tmp, "w", **prof) as ds:
-                ds.write(arr)
                 if colormap is not None and arr.shape[0] == 1 and arr.dtype == np.uint8:
+                    # before the pixels: GDAL then writes one directory ahead of the tiles, as for image
+                    # patches (after them, it rewrites the directory at the end of the file)
                     ds.write_colormap(1, colormap)
+                ds.write(arr)
     return path
 
 
