@@ -94,3 +94,8 @@ class OutputNotWritableError(GeoSegError, PermissionError):
 
 class OutputLockedError(GeoSegError, RuntimeError):
     """Another run (process id and host in the message) is writing into the same output folder."""
+
+
+class WorkerProcessError(GeoSegError, RuntimeError):
+    """A local worker process died before finishing its task (killed, out of memory, or it could
+    not start because the caller's main module runs its code again in every worker)."""

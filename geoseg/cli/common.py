@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 
 from geoseg.cli.config import CommandParser, apply_config, load_yaml, validate_config
 from geoseg.errors import ConfigError, GeoSegError, UsageError
+from geoseg.runtime.processes import configure_logging, mark_command
 
 __all__ = [
     "CommandParser", "add_common_options", "apply_config", "load_yaml", "make_main", "parse_args",
@@ -41,7 +42,8 @@ def add_common_options(parser: argparse.ArgumentParser, *, out: bool = True, wor
         parser.add_argument("--resume", action="store_true", help="continue an interrupted run")
     if workers:
         parser.add_argument("--workers", type=int, default=1, metavar="N",
-                            help="parallel workers (dask local processes; threads for tile); 1 runs in this process")
+                            help="parallel workers (dask local processes; threads or processes for tile); "
+                                 "1 runs in this process")
         parser.add_argument("--scheduler", metavar="ADDRESS",
                             help="dask.distributed scheduler address (tcp://host:8786) instead of local workers")
     parser.add_argument("--config", metavar="FILE.yaml",
@@ -83,12 +85,9 @@ def _command_parser(parser: argparse.ArgumentParser, argv: Sequence[str]) -> arg
 
 
 def setup_logging(verbose: bool) -> None:
-    """Log to stderr: DEBUG with ``-v``, else WARNING with the chatty libraries at ERROR."""
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING,
-                        format="%(levelname)s: %(message)s", stream=sys.stderr)
-    if not verbose:
-        for noisy in ("rasterio", "distributed", "tensorflow", "absl", "numexpr"):
-            logging.getLogger(noisy).setLevel(logging.ERROR)
+    """Log to stderr: DEBUG with ``-v``, else WARNING with the chatty libraries at ERROR
+    (:func:`geoseg.runtime.processes.configure_logging`, which local worker processes use too)."""
+    configure_logging(verbose)
 
 
 def make_main(build_parser: Callable[[], argparse.ArgumentParser],
@@ -101,6 +100,7 @@ def make_main(build_parser: Callable[[], argparse.ArgumentParser],
     """
 
     def main(argv: Sequence[str] | None = None) -> int:
+        mark_command()  # local worker processes may start: the command's main module is guarded
         parser = build_parser()
         try:
             args = parse_args(parser, argv)

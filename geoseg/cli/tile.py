@@ -17,6 +17,7 @@ import sys
 from geoseg.cli.common import CommandParser, add_common_options, make_main, require
 from geoseg.io.bands import parse_band_spec
 from geoseg.io.stac import parse_assets
+from geoseg.tiling.config import POOLS
 
 
 def build_parser() -> CommandParser:
@@ -79,6 +80,10 @@ def build_parser() -> CommandParser:
     g.add_argument("--compress", choices=("none", "deflate", "zstd", "lzw"), default="none",
                    help="GeoTIFF patch compression (default none)")
     g.add_argument("--batch-size", type=int, metavar="N", help="windows per task (default: automatic)")
+    p.add_argument("--pool", choices=POOLS, default="auto",
+                   help="how --workers N run here: threads of this command, or worker processes (0.3-0.5 s to "
+                        "start; faster for many small patches); auto: processes for patches of at most 256 px "
+                        "and at least 256 windows per worker, else threads (default auto)")
     return p
 
 
@@ -103,8 +108,8 @@ def config_from_args(args: argparse.Namespace):
         val_fraction=args.val_fraction, split=split, block_size=args.block_size, pad=args.pad,
         val_scenes=args.val_scenes, balance=args.balance,
         allow_gaps=args.allow_gaps, format=args.format, compress=args.compress, workers=args.workers,
-        scheduler=args.scheduler, batch_size=args.batch_size, overwrite=args.overwrite, resume=args.resume,
-        quiet=args.quiet)
+        pool=args.pool, scheduler=args.scheduler, batch_size=args.batch_size, overwrite=args.overwrite,
+        resume=args.resume, quiet=args.quiet)
     validate_config(cfg)
     return cfg
 

@@ -14,9 +14,12 @@ from geoseg.tiling import writer
 from geoseg.tiling.split import SPLITS
 
 MODES = ("stride", "random")
+#: How ``--workers N`` runs on this machine: ``auto`` (processes for many small patches, else
+#: threads: :func:`geoseg.tiling.tiler.local_processes`), ``threads`` or ``processes``.
+POOLS = ("auto", "threads", "processes")
 
 #: Config fields that do not change the dataset (how it is computed, not what).
-_RUN_ONLY = ("out", "workers", "scheduler", "overwrite", "resume", "quiet", "batch_size", "cache_mb")
+_RUN_ONLY = ("out", "workers", "pool", "scheduler", "overwrite", "resume", "quiet", "batch_size", "cache_mb")
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,7 @@ class TileConfig:
     format: str = "tif"
     compress: str = "none"
     workers: int = 1
+    pool: str = "auto"  # how local workers run: POOLS
     scheduler: str | None = None
     batch_size: int | None = None
     overwrite: bool = False
@@ -127,6 +131,8 @@ def validate_config(cfg: TileConfig) -> None:
         raise UsageError("--overwrite and --resume exclude each other")
     if cfg.workers < 1:
         raise InvalidParameterError(f"--workers must be >= 1, got {cfg.workers}")
+    if cfg.pool not in POOLS:
+        raise InvalidParameterError(f"--pool must be one of {', '.join(POOLS)}, got {cfg.pool!r}")
     if cfg.label_field and cfg.burn_value is not None:
         raise InvalidParameterError("give either --label-field or --burn-value, not both")
     label_rules(cfg, None)  # burn value range, --labels-crs

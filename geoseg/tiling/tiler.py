@@ -19,6 +19,7 @@ import os
 import time
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, BrokenExecutor, Executor, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from geoseg import __version__
-from geoseg.errors import DatasetError, GeoSegError
+from geoseg.errors import DatasetError, GeoSegError, WorkerProcessError
 from geoseg.io.atomic import atomic_output, check_writable
 from geoseg.io.classes import IGNORE_INDEX, ClassMap
 from geoseg.io.label_values import check_class_counts
@@ -175,15 +176,49 @@ def _absolute(path: str | os.PathLike) -> Path:
     return absolute(path)  # type: ignore[return-value]  # a GDAL name (/vsicurl/...) stays a GdalPath
 
 
+#: Local workers are processes, not threads, for patches of at most this many pixels (256 x 256)...
+PROCESS_MAX_PATCH_PIXELS = 256 * 256
+#: ... when the run has at least this many windows per worker (fewer do not repay 0.3-0.5 s of start-up).
+PROCESS_MIN_WINDOWS_PER_WORKER = 256
+
+
+def local_processes(cfg: TileConfig, n_windows: int) -> bool:
+    """Whether ``--workers N`` (N > 1) runs as N processes rather than N threads of this process:
+    as ``--pool`` says, or for ``auto`` from the patch size and the number of windows, where
+    workers may start without the caller's consent (a geoseg command, a notebook; a script calling
+    :func:`run_tiling` asks with ``pool="processes"`` and guards its main module:
+    :mod:`geoseg.runtime.processes`).
+
+    Threads share GDAL's block-cache lock and the GIL; measured on 2 cores (``benchmarks/README.md``,
+    "Local threads against processes"): 256 px patches, 2 threads 1.0-1.2x one worker, 2 processes
+    1.2-1.8x; 512 px patches, threads 1.2-1.5x, processes 0.3-0.5 s slower than threads.
+    """
+    if cfg.scheduler is not None or cfg.workers <= 1 or cfg.pool == "threads":
+        return False
+    if cfg.pool == "processes":
+        return True
+    from geoseg.runtime.processes import spawn_is_safe
+
+    small = cfg.size * cfg.size <= PROCESS_MAX_PATCH_PIXELS
+    return small and n_windows >= PROCESS_MIN_WINDOWS_PER_WORKER * cfg.workers and spawn_is_safe()
+
+
 def _execute(cfg: TileConfig, tasks: list[BatchTask], on_result: Callable[[int, BatchResult], None]) -> None:
-    """Run tasks in this process (one worker: in turn; N local workers: N threads) or on
-    dask.distributed (``scheduler``); call ``on_result`` as they finish."""
+    """Run tasks in this process (one worker: in turn; N local workers: N threads, or N processes for
+    many small patches: :func:`local_processes`) or on dask.distributed (``scheduler``); call
+    ``on_result`` as they finish."""
     if cfg.scheduler is None and cfg.workers <= 1:
         for i, task in enumerate(tasks):
             on_result(i, tile_batch(task))
         return
     if cfg.scheduler is None:
-        _execute_threads(cfg.workers, tasks, on_result)
+        if local_processes(cfg, sum(len(t.items) for t in tasks)):
+            from geoseg.runtime.processes import process_pool
+
+            _execute_pool(process_pool(cfg.workers), tile_batch, tasks, on_result)
+        else:
+            pool = ThreadPoolExecutor(max_workers=int(cfg.workers), thread_name_prefix="geoseg-tile")
+            _execute_pool(pool, tile_batch_in_thread, tasks, on_result)
         return
     from dask.distributed import as_completed
 
@@ -196,19 +231,27 @@ def _execute(cfg: TileConfig, tasks: list[BatchTask], on_result: Callable[[int, 
             on_result(position[fut.key], result)
 
 
-def _execute_threads(workers: int, tasks: list[BatchTask], on_result: Callable[[int, BatchResult], None]) -> None:
-    """Local workers are threads of this process: a task spends most of its time in GDAL reads and
-    writes and in numpy, which release the GIL, so N threads keep N cores busy without the
-    seconds a process cluster takes to start, and without sending results between processes."""
-    from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+def _execute_pool(pool: Executor, fn: Callable[[BatchTask], BatchResult], tasks: list[BatchTask],
+                  on_result: Callable[[int, BatchResult], None]) -> None:
+    """Run ``fn`` over ``tasks`` on local workers (``pool``), calling ``on_result`` in this thread as they finish.
 
-    with ThreadPoolExecutor(max_workers=int(workers), thread_name_prefix="geoseg-tile") as pool:
-        pending = {pool.submit(tile_batch_in_thread, task): i for i, task in enumerate(tasks)}
+    Threads: a task spends most of its time in GDAL reads and writes and in numpy, which release the
+    GIL, so N threads keep N cores busy without the seconds a process cluster takes to start, and
+    without sending results between processes. Processes (:mod:`geoseg.runtime.processes`): for many
+    small patches, whose per-patch Python and GDAL lock time threads cannot share.
+    """
+    with pool:
+        pending = {pool.submit(fn, task): i for i, task in enumerate(tasks)}
         try:
             while pending:
                 finished, _ = wait(pending, return_when=FIRST_COMPLETED)
                 for fut in finished:
                     on_result(pending.pop(fut), fut.result())
+        except BrokenExecutor as exc:
+            raise WorkerProcessError(
+                "a local worker process died before finishing its task (killed, out of memory, or it could not "
+                "start: a script that tiles with worker processes needs 'if __name__ == \"__main__\":' around its "
+                "top-level code); rerun it with --pool threads or fewer --workers") from exc
         finally:
             for fut in pending:  # a failed task (or Ctrl-C): start nothing more
                 fut.cancel()
