@@ -1,1 +1,2 @@
-"""Run machinery shared by tiling and prediction: background threads and the dask client."""
+"""Run machinery shared by tiling, prediction, training and evaluation: background threads, the local
+process pool, the dask client, TensorFlow's quiet import and device probes, progress bars."""

@@ -190,8 +190,9 @@ def local_processes(cfg: TileConfig, n_windows: int) -> bool:
     :mod:`geoseg.runtime.processes`).
 
     Threads share GDAL's block-cache lock and the GIL; measured on 2 cores (``benchmarks/README.md``,
-    "Local threads against processes"): 256 px patches, 2 threads 1.0-1.2x one worker, 2 processes
-    1.2-1.8x; 512 px patches, threads 1.2-1.5x, processes 0.3-0.5 s slower than threads.
+    "Local threads against processes"): 256 px patches, 2 threads 1.2-1.3x one worker, 2 processes
+    1.3-1.7x (16 to 64 scenes of 2048 px); 512 px patches, threads 1.2-1.5x, processes 0.3-0.5 s
+    slower than threads.
     """
     if cfg.scheduler is not None or cfg.workers <= 1 or cfg.pool == "threads":
         return False
