@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 
@@ -80,6 +80,27 @@ class RowWindow(Generic[Rows]):
         """Finish all remaining rows up to the end of the emitted range."""
         yield from self.advance(max(self.emit_rows[1], self.base))
 
+    def add_batch(self, rows: np.ndarray, cols: np.ndarray, pred: Any, valid: Any) -> Iterator[Rows]:
+        """Add a batch of windows ``pred (N, tile, tile, K)`` at grid ``(rows[i], cols[i])``, in order.
+
+        Rows must be non-decreasing; before each new window row the rows it finishes are yielded.
+        ``pred`` and ``valid`` (``(N, tile, tile)`` bool) are numpy arrays or device tensors, as the
+        accumulator keeps its sums.
+        """
+        rows = np.asarray(rows)
+        i, n = 0, len(rows)
+        while i < n:
+            r = int(rows[i])
+            j = i + int(np.searchsorted(rows[i:], r, side="right"))
+            if r != self.base:
+                yield from self.advance(r)
+            self._add_row(r, cols[i:j], pred[i:j], valid[i:j])
+            i = j
+
+    def _add_row(self, row: int, cols: np.ndarray, pred: Any, valid: Any) -> None:
+        """Add windows of one window row (grid row ``row`` = the base row), in order."""
+        raise NotImplementedError
+
     def _finished(self, row: int, a: int, b: int) -> Rows:
         """Buffer rows ``[a, b)`` (scene rows from ``row``), finished, in the form handed out."""
         raise NotImplementedError
@@ -137,6 +158,10 @@ class StripAccumulator(RowWindow[RowBlock]):
             self.acc[:h, cs] += pred * self.weights[:h, :w, None]
             self.wsum[:h, cs] += self.weights[:h, :w]
         self.valid[:h, cs] |= valid
+
+    def _add_row(self, row: int, cols: np.ndarray, pred: Any, valid: Any) -> None:
+        for k in range(len(cols)):  # one window at a time, in order: the sums do not depend on batching
+            self.add(row, int(cols[k]), pred[k], valid[k])
 
     def _finished(self, row: int, a: int, b: int) -> RowBlock:
         wsum = self.wsum[a:b, : self.out_width]

@@ -29,7 +29,6 @@ wide scene, tile 512, 5 classes) and, per window row, one shift of that buffer o
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -160,24 +159,9 @@ class DeviceAccumulator(RowWindow[EncodedRows]):
         """Rows held on the device: one window height."""
         return int(self._shape[1])
 
-    def add_batch(self, rows: np.ndarray, cols: np.ndarray, pred, valid) -> Iterator[EncodedRows]:
-        """Add a batch ``pred (N, tile, tile, K)`` (device tensor) at grid ``(rows[i], cols[i])``.
-
-        Rows must be non-decreasing; the rows finished by a new window row are yielded.
-        ``valid`` is ``(N, tile, tile)`` bool (numpy or a device tensor).
-        """
-        tf = self._tf
-        rows = np.asarray(rows)
-        n = len(rows)
-        i = 0
-        while i < n:
-            r = int(rows[i])
-            j = i + int(np.searchsorted(rows[i:], r, side="right"))
-            if r != self.base:
-                yield from self.advance(r)
-            self._fn["add"](self.buf, pred[i:j], valid[i:j], tf.constant(np.asarray(cols[i:j]), tf.int32),
-                            self.weights)
-            i = j
+    def _add_row(self, row: int, cols: np.ndarray, pred: Any, valid: Any) -> None:
+        """One window row's windows of a batch (``pred`` a device tensor): ONE ``scatter_nd_add``."""
+        self._fn["add"](self.buf, pred, valid, self._tf.constant(np.asarray(cols), self._tf.int32), self.weights)
 
     def _finished(self, row: int, a: int, b: int) -> EncodedRows:
         enc = self.encoding

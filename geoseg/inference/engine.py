@@ -221,51 +221,25 @@ def iter_strip_blocks(forward, path: Path | GdalPath, plan: ScenePlan, bands: Se
     Yields:
         :class:`RowBlock` (host) or :class:`EncodedRows` (device) of rows ``[first, stop)`` in order.
     """
-    if encoding is not None:
-        yield from _iter_strip_device(forward, path, plan, bands, norm, weights, first, stop, batch_size, on_windows,
-                                      counts, prefetch_depth, encoding)
-        return
     rows = plan.window_rows(first, stop)
-    acc = StripAccumulator(plan.grid_width, forward.channels, plan.tile, weights, start=rows[0],
-                           emit=(first, stop), out_width=plan.width)
-    batches = prefetch(iter_window_batches(path, plan, bands, norm, batch_size, rows), depth=prefetch_depth,
-                       name="geoseg-read")
-    predicted = prefetch(((batch, forward(batch.data)) for batch in batches), depth=1, name="geoseg-model")
-    try:
-        for batch, pred in predicted:
-            for i in range(len(batch)):
-                r = int(batch.rows[i])
-                if r != acc.base:
-                    yield from acc.advance(r)
-                acc.add(r, int(batch.cols[i]), pred[i], batch.valid[i])
-            if counts is not None:
-                counts[0] += len(batch)
-                counts[1] += batch.done - len(batch)
-            on_windows(batch.done)
-    finally:
-        predicted.close()  # stops the model thread first: it is the one reading `batches`
-        batches.close()
-    yield from acc.finish()
+    source: Iterator
+    if encoding is None:
+        acc: StripAccumulator | DeviceAccumulator = StripAccumulator(
+            plan.grid_width, forward.channels, plan.tile, weights, start=rows[0], emit=(first, stop),
+            out_width=plan.width)
+        run = forward
+        source = ((b, b.data, b.valid) for b in iter_window_batches(path, plan, bands, norm, batch_size, rows))
+    else:  # the device path: the reader thread also copies each batch onto the device, overlapping the model
+        from geoseg.runtime.tensorflow import import_tensorflow
 
-
-def _iter_strip_device(forward, path: Path, plan: ScenePlan, bands: Sequence[int], norm: dict | None,
-                       weights: np.ndarray | None, first: int, stop: int, batch_size: int,
-                       on_windows: Callable[[int], None], counts: list[int] | None, prefetch_depth: int,
-                       encoding: Encoding) -> Iterator[EncodedRows]:
-    """:func:`iter_strip_blocks` on the device: staged copies, device forward, device accumulation."""
-    from geoseg.runtime.tensorflow import import_tensorflow
-
-    tf = import_tensorflow()
-    rows = plan.window_rows(first, stop)
-    acc = DeviceAccumulator(plan.grid_width, forward.channels, plan.tile, weights, start=rows[0],
-                            emit=(first, stop), out_width=plan.width, encoding=encoding)
-
-    def staged():  # runs in the reader thread: the host-to-device copy overlaps the model
-        for batch in iter_window_batches(path, plan, bands, norm, batch_size, rows):
-            yield batch, tf.identity(batch.data), tf.identity(batch.valid)
-
-    batches = prefetch(staged(), depth=prefetch_depth, name="geoseg-read")
-    predicted = prefetch(((b, forward.device(x), v) for b, x, v in batches), depth=1, name="geoseg-model")
+        tf = import_tensorflow()
+        acc = DeviceAccumulator(plan.grid_width, forward.channels, plan.tile, weights, start=rows[0],
+                                emit=(first, stop), out_width=plan.width, encoding=encoding)
+        run = forward.device
+        source = ((b, tf.identity(b.data), tf.identity(b.valid))
+                  for b in iter_window_batches(path, plan, bands, norm, batch_size, rows))
+    batches = prefetch(source, depth=prefetch_depth, name="geoseg-read")
+    predicted = prefetch(((b, run(x), v) for b, x, v in batches), depth=1, name="geoseg-model")
     try:
         for batch, pred, valid in predicted:
             if len(batch):
@@ -275,6 +249,6 @@ def _iter_strip_device(forward, path: Path, plan: ScenePlan, bands: Sequence[int
                 counts[1] += batch.done - len(batch)
             on_windows(batch.done)
     finally:
-        predicted.close()
+        predicted.close()  # stops the model thread first: it is the one reading `batches`
         batches.close()
     yield from acc.finish()
