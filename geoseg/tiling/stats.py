@@ -74,7 +74,7 @@ class BandStats:
         self.pixels += nvalid
         all_valid = nvalid == valid.size
         if self.exact and self.hist.shape[1] == 256:
-            if self._update_uint8_interleaved(data, None if all_valid else valid):
+            if self._update_uint8_interleaved(data, None if all_valid else valid, nvalid):
                 self.seen += 1
                 return
             self._update_uint8([data[b].ravel() if all_valid else data[b][valid] for b in range(self.bands)])
@@ -109,15 +109,15 @@ class BandStats:
         if b < len(bands):
             self.hist[b] += np.bincount(bands[b], minlength=256)
 
-    def _update_uint8_interleaved(self, data: np.ndarray, valid: np.ndarray | None) -> bool:
+    def _update_uint8_interleaved(self, data: np.ndarray, valid: np.ndarray | None, nvalid: int) -> bool:
         """The joint two-band histograms of a ``(C, H, W)`` view of a pixel-interleaved ``(H, W, C)``
         buffer, C even: each pixel's bands ``2k, 2k+1`` read as one little-endian uint16 are already
-        ``band(2k) + 256 * band(2k+1)``, with no shift, cast or copy. False (nothing counted) for
-        any other layout."""
+        ``band(2k) + 256 * band(2k+1)``, with no shift, cast or copy (``nvalid``: the valid pixels,
+        counted by the caller). False (nothing counted) for any other layout."""
         hwc = data.transpose(1, 2, 0)
         if self.bands % 2 or not hwc.flags.c_contiguous:
             return False
-        if (hwc.shape[0] * hwc.shape[1] if valid is None else int(valid.sum())) < JOINT_MIN_PIXELS:
+        if nvalid < JOINT_MIN_PIXELS:
             # Small patches: a 65536-bin joint histogram costs more to clear and sum than it saves.
             pixels = hwc.reshape(-1, self.bands) if valid is None else hwc[valid]
             for b in range(self.bands):
