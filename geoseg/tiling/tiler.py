@@ -3,8 +3,9 @@
 ``run_tiling(TileConfig(...)) -> TileResult``. The plan (windows, ids, splits) is made up front
 in this process from the scene headers, the seed and pure window maths, so it does not depend
 on the number of workers. The work is then mapped over ``(scene, batch of windows)`` tasks:
-in this process with one worker (its patch writes on a second thread), on N threads of this
-process with N local workers, or on a running dask.distributed cluster (``scheduler``). Each
+in this process with one worker (its patch writes on a second thread), on N threads or N
+worker processes with N local workers (:func:`local_processes`), or on a running
+dask.distributed cluster (``scheduler``). Each
 task opens its scene itself (no dataset is pickled) and reads window by window inside
 :func:`geoseg.io.raster.gdal_env`, so memory stays bounded whatever the scene size.
 """

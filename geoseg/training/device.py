@@ -116,4 +116,3 @@ def device_description(gpus: list[Any]) -> str:
     except OSError:
         pass
     return f"CPU ({cpu_count()} cores{': ' + model if model else ''})"
-

@@ -170,7 +170,6 @@ def _locked_fit(cfg: TrainConfig, model_fn: ModelFn | None, callbacks: Sequence[
     tf = import_tensorflow()  # after every check: quietly (no absl/oneDNN/CUDA lines; -v keeps them)
     import keras
 
-
     gpus = visible_gpus()
     precision = resolve_precision(cfg.precision, gpus)  # warns when mixed is asked for without a GPU
     previous_policy = keras.config.dtype_policy()
