@@ -19,7 +19,8 @@ from collections.abc import Callable, Sequence
 
 from geoseg.cli.config import CommandParser, apply_config, load_yaml, validate_config
 from geoseg.errors import ConfigError, GeoSegError, UsageError
-from geoseg.runtime.processes import configure_logging, mark_command
+from geoseg.runtime.logs import configure_logging
+from geoseg.runtime.processes import mark_command
 
 __all__ = [
     "CommandParser", "add_common_options", "apply_config", "load_yaml", "make_main", "parse_args",
@@ -86,7 +87,7 @@ def _command_parser(parser: argparse.ArgumentParser, argv: Sequence[str]) -> arg
 
 def setup_logging(verbose: bool) -> None:
     """Log to stderr: DEBUG with ``-v``, else WARNING with the chatty libraries at ERROR
-    (:func:`geoseg.runtime.processes.configure_logging`, which local worker processes use too)."""
+    (:func:`geoseg.runtime.logs.configure_logging`, which local worker processes use too)."""
     configure_logging(verbose)
 
 

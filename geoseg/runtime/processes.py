@@ -33,12 +33,10 @@ import signal
 import sys
 from concurrent.futures import ProcessPoolExecutor
 
+from geoseg.runtime.logs import configure_logging
+
 #: Linux prctl option: the signal a process receives when its parent exits.
 _PR_SET_PDEATHSIG = 1
-
-#: Libraries whose INFO/WARNING chatter is noise in a worker, as in the command (``cli.common``).
-NOISY_LOGGERS = ("rasterio", "distributed", "tensorflow", "absl", "numexpr")
-
 
 _COMMAND = False
 
@@ -54,17 +52,6 @@ def spawn_is_safe() -> bool:
     """Whether worker processes can start here without running the caller's code again: in a
     geoseg command, or where the main module is no file (an interactive session, a notebook)."""
     return _COMMAND or getattr(sys.modules.get("__main__"), "__file__", None) is None
-
-
-def configure_logging(verbose: bool) -> None:
-    """Log to stderr as ``LEVEL: message``: DEBUG with ``verbose``, else WARNING with the chatty
-    libraries (:data:`NOISY_LOGGERS`) at ERROR. The commands call it at start, the workers of
-    :func:`process_pool` too."""
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING,
-                        format="%(levelname)s: %(message)s", stream=sys.stderr)
-    if not verbose:
-        for noisy in NOISY_LOGGERS:
-            logging.getLogger(noisy).setLevel(logging.ERROR)
 
 
 def _init_worker(verbose: bool) -> None:
